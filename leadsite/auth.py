@@ -1,0 +1,73 @@
+"""Authentication for the JSON API: `X-Api-Key` with a scope, or a logged-in staff session.
+
+Use `auth=api_key("leads:read")` for form/service endpoints and `auth=staff_or_key("leads:read")`
+for staff endpoints. A missing or wrong key is 401, a key without the scope 403, a key over its
+rate limit 429 with Retry-After, a browser origin the key does not allow 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja.errors import AuthorizationError, HttpError
+from ninja.security import APIKeyHeader
+from ninja.security.session import SessionAuthIsStaff
+
+from leadsite.services import AuthenticatedKey, api_key_authenticate, rate_limit_check
+
+
+class RateLimited(HttpError):
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(429, "rate limit exceeded for this API key")
+
+
+def origin_is_same_site(request: HttpRequest, origin: str) -> bool:
+    return origin.split("://", 1)[-1] == request.get_host()
+
+
+class ApiKeyAuth(APIKeyHeader):
+    param_name = "X-Api-Key"
+
+    def __init__(self, scope: str, *, optional: bool = False) -> None:
+        # `optional`: return None instead of failing when no key header is sent, so a following
+        # auth class (the staff session) gets its turn.
+        self.scope = scope
+        self.optional = optional
+        super().__init__()
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> AuthenticatedKey | None:
+        if not key:
+            return None
+        api_key = api_key_authenticate(key)
+        if api_key is None:
+            return None
+        if not api_key.has_scope(self.scope):
+            raise AuthorizationError(message=f"this API key lacks the {self.scope!r} scope")
+        origin = request.headers.get("Origin")
+        if origin and origin not in api_key.allowed_origins and not origin_is_same_site(request, origin):
+            raise AuthorizationError(message=f"origin {origin} is not allowed for this API key")
+        retry_after = rate_limit_check(key=api_key)
+        if retry_after is not None:
+            raise RateLimited(retry_after)
+        request.api_key = api_key  # type: ignore[attr-defined]
+        return api_key
+
+
+class StaffSessionAuth(SessionAuthIsStaff):
+    """The admin's session (CSRF-checked on unsafe methods by ninja)."""
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        user = super().authenticate(request, key)
+        if user is not None and user.is_active:
+            return user
+        return None
+
+
+def api_key(scope: str) -> list:
+    return [ApiKeyAuth(scope)]
+
+
+def staff_or_key(scope: str) -> list:
+    return [ApiKeyAuth(scope, optional=True), StaffSessionAuth()]

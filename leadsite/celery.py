@@ -1,0 +1,60 @@
+"""The Celery app, and the correlation id's trip through every task.
+
+`before_task_publish` copies the current request id (and lead id) into the task's headers;
+`task_prerun` restores them inside the worker, so a task's own logs and the tasks it starts carry
+the id of the form request that began the journey.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+from celery.signals import before_task_publish, task_postrun, task_prerun
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadsite.settings")
+
+app = Celery("leadsite")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+_HEADER_REQUEST_ID = "leadsite_request_id"
+_HEADER_LEAD_ID = "leadsite_lead_id"
+
+
+@before_task_publish.connect
+def _stamp_correlation(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    from leadsite.context import lead_id_var, new_request_id, request_id_var
+
+    if headers is None:
+        return
+    # A task started outside any request (beat, shell) begins a journey of its own.
+    headers.setdefault(_HEADER_REQUEST_ID, request_id_var.get() or new_request_id())
+    lead_id = lead_id_var.get()
+    if lead_id and _HEADER_LEAD_ID not in headers:
+        headers[_HEADER_LEAD_ID] = lead_id
+
+
+_tokens: dict[str, tuple] = {}
+
+
+@task_prerun.connect
+def _restore_correlation(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    from leadsite.context import lead_id_var, request_id_var
+
+    if task is None or task_id is None:
+        return
+    request_id = task.request.get(_HEADER_REQUEST_ID)
+    lead_id = task.request.get(_HEADER_LEAD_ID)
+    _tokens[task_id] = (request_id_var.set(request_id), lead_id_var.set(lead_id))
+
+
+@task_postrun.connect
+def _clear_correlation(task_id: str | None = None, **kwargs: Any) -> None:
+    from leadsite.context import lead_id_var, request_id_var
+
+    tokens = _tokens.pop(task_id, None) if task_id else None
+    if tokens:
+        request_id_var.reset(tokens[0])
+        lead_id_var.reset(tokens[1])

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from leadsite.context import is_well_formed_request_id, lead_id_var, new_request_id, request_id_var
+
+
+class RequestIdMiddleware:
+    """Keeps a well-formed incoming X-Request-ID or makes one; returns it on every response.
+
+    The id lives in a contextvar for the request's duration, so logging and every Celery task
+    the request starts carry it (see leadsite.celery).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID")
+        request_id = incoming if is_well_formed_request_id(incoming) else new_request_id()
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        lead_token = lead_id_var.set(None)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+            lead_id_var.reset(lead_token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class BodySizeLimitMiddleware:
+    """413 JSON for request bodies over the limit, before anything reads them.
+
+    64 KB for the API; 1 MB for log batches on /api/logs. Bodies sent without a Content-Length
+    are bounded by DATA_UPLOAD_MAX_MEMORY_SIZE (Django raises RequestDataTooBig, mapped to 413 by
+    the API's exception handler).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = body_limit_for(request.path_info)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return JsonResponse({"detail": "invalid Content-Length header"}, status=400)
+        if limit is not None and length > limit:
+            return JsonResponse(
+                {"detail": f"request body too large: {length} bytes, the limit here is {limit} bytes"},
+                status=413,
+            )
+        return self.get_response(request)
+
+
+def body_limit_for(path: str) -> int | None:
+    if path.startswith("/api/logs"):
+        return settings.API_LOGS_MAX_BODY_BYTES
+    if path.startswith(("/api/", "/slack/")):
+        return settings.API_MAX_BODY_BYTES
+    return None

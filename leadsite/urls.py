@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import path
+
+from leadsite.api import api
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", api.urls),
+]
+
+admin.site.site_header = "leadsite back office"
+admin.site.site_title = "leadsite"
+admin.site.index_title = "Leads, deals and the team's day"
