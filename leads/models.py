@@ -1,1 +1,143 @@
-from django.db import models  # noqa: F401
+"""Leads: a seller who filled a form, the pipeline they move through, and their timeline."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class LeadStatus(models.TextChoices):
+    NEW = "new"
+    CONTACTED = "contacted"
+    APPOINTMENT = "appointment"
+    OFFER_MADE = "offer_made"
+    UNDER_CONTRACT = "under_contract"
+    WON = "won"
+    LOST = "lost"
+    SPAM = "spam"
+
+
+class PropertyType(models.TextChoices):
+    SFR = "sfr", "Single-family"
+    TOWNHOUSE = "townhouse", "Townhouse"
+    CONDO = "condo", "Condo"
+    MULTI_FAMILY = "multi_family", "Multi-family"
+    MOBILE = "mobile", "Mobile home"
+    LAND = "land", "Land"
+    OTHER = "other", "Other"
+
+
+class Lead(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=20, choices=LeadStatus.choices, default=LeadStatus.NEW)
+
+    # Who
+    name = models.CharField(max_length=200)
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164")
+    email = models.EmailField(max_length=254, blank=True, help_text="lower-cased")
+
+    # Where: the address as the form sent it, its parsed parts and a normalised key for matching.
+    address = models.CharField(max_length=500, blank=True)
+    street = models.CharField(max_length=200, blank=True)
+    unit = models.CharField(max_length=50, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=50, blank=True)
+    postal_code = models.CharField(max_length=10, blank=True)
+    address_key = models.CharField(max_length=300, blank=True, help_text="normalised address for duplicate matching")
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+
+    # Property facts the valuation uses.
+    beds = models.PositiveSmallIntegerField(null=True, blank=True)
+    baths = models.DecimalField(max_digits=4, decimal_places=2, null=True, blank=True)
+    living_area_sqft = models.PositiveIntegerField(null=True, blank=True)
+    lot_sqft = models.PositiveIntegerField(null=True, blank=True)
+    year_built = models.PositiveSmallIntegerField(null=True, blank=True)
+    property_type = models.CharField(max_length=20, choices=PropertyType.choices, blank=True)
+
+    # What they told us
+    message = models.TextField(blank=True)
+    asking_price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    timeline = models.CharField(max_length=100, blank=True)
+    condition = models.CharField(max_length=100, blank=True)
+    extra = models.JSONField(default=dict, blank=True, help_text="the form's other answers, kept as sent")
+
+    # Where it came from
+    source = models.CharField(max_length=100, blank=True, help_text="the API key / form that sent it")
+    api_key = models.ForeignKey("leadsite.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    utm_source = models.CharField(max_length=200, blank=True)
+    utm_medium = models.CharField(max_length=200, blank=True)
+    utm_campaign = models.CharField(max_length=200, blank=True)
+    utm_term = models.CharField(max_length=200, blank=True)
+    utm_content = models.CharField(max_length=200, blank=True)
+    page_url = models.URLField(max_length=2000, blank=True)
+    request_id = models.CharField(max_length=128, blank=True, help_text="correlation id of the intake request")
+
+    # Consent proof (TCPA): what they agreed to, when, from where.
+    consent = models.BooleanField(default=False)
+    consent_text = models.TextField(blank=True)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_ip = models.GenericIPAddressField(null=True, blank=True)
+    consent_user_agent = models.CharField(max_length=500, blank=True)
+
+    # Work on it
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="when someone took it with Slack's Claim")
+    first_contacted_at = models.DateTimeField(null=True, blank=True)
+    sla_breached_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"]),
+            models.Index(fields=["source", "-created_at"]),
+            models.Index(fields=["assigned_to", "-created_at"]),
+            models.Index(fields=["phone", "address_key"]),
+            models.Index(fields=["email", "address_key"]),
+            models.Index(
+                fields=["created_at"], name="lead_sla_open_idx", condition=Q(status="new", first_contacted_at=None)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} — {self.address or self.phone or self.email}"
+
+
+class TimelineKind(models.TextChoices):
+    CREATED = "created"
+    REPEAT = "repeat"
+    STATUS = "status"
+    ASSIGNED = "assigned"
+    NOTE = "note"
+    NOTIFIED = "notified"
+    VALUATION = "valuation"
+    OFFER = "offer"
+    SLA_BREACH = "sla_breach"
+    CLAIMED = "claimed"
+    PAYMENT = "payment"
+
+
+class LeadEvent(models.Model):
+    """One entry on a lead's timeline, written by the service that did the thing."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=TimelineKind.choices)
+    message = models.CharField(max_length=500)
+    data = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    request_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["lead", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.message}"

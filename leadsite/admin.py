@@ -55,9 +55,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if not obj.is_active:
             ApiKey.objects.filter(pk=key.pk).update(is_active=False)
         obj.pk, obj.prefix, obj.hashed_key = key.pk, key.prefix, key.hashed_key
-        messages.warning(
-            request, f"New API key for {key.name}: {raw_key} — copy it now, it will not be shown again."
-        )
+        messages.warning(request, f"New API key for {key.name}: {raw_key} — copy it now, it will not be shown again.")
 
     def delete_model(self, request: HttpRequest, obj: ApiKey) -> None:
         super().delete_model(request, obj)

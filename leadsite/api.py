@@ -19,7 +19,7 @@ api = NinjaAPI(
     version="1.0",
     description=(
         "Seller-lead intake and back office. Authenticate with `X-Api-Key` (scoped keys from "
-        "`manage.py create_api_key`) or a staff session. Errors are JSON `{\"detail\": ...}`."
+        '`manage.py create_api_key`) or a staff session. Errors are JSON `{"detail": ...}`.'
     ),
     urls_namespace="api",
 )

@@ -74,9 +74,7 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASE_URL = env_url(
-    "DATABASE_URL", schemes=("postgres", "postgresql", "pgsql", "sqlite")
-)
+DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "pgsql", "sqlite"))
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"].endswith("postgresql"):
@@ -124,11 +122,14 @@ else:
     }
 
 # --- Celery ---------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_url(
-    "CELERY_BROKER_URL",
-    REDIS_URL,
-    schemes=("redis", "rediss", "amqp", "pyamqp", "filesystem", "memory", "sqs"),
-) or "filesystem://"
+CELERY_BROKER_URL = (
+    env_url(
+        "CELERY_BROKER_URL",
+        REDIS_URL,
+        schemes=("redis", "rediss", "amqp", "pyamqp", "filesystem", "memory", "sqs"),
+    )
+    or "filesystem://"
+)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
@@ -225,3 +226,15 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
     },
 }
+
+# --- Beat: each app lists its periodic tasks in `<app>/schedule.py` as BEAT_SCHEDULE -----------
+# (plain dicts, importable before Django is set up; run exactly one `celery -A leadsite beat`).
+CELERY_BEAT_SCHEDULE: dict = {}
+for _label in ("leads", "notifications", "valuation", "grading", "logs"):
+    try:
+        _module = __import__(f"{_label}.schedule", fromlist=["BEAT_SCHEDULE"])
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"{_label}.schedule":
+            raise
+        continue
+    CELERY_BEAT_SCHEDULE.update(_module.BEAT_SCHEDULE)

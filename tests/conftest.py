@@ -79,12 +79,26 @@ class WorkerProcess:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "leadsite", "worker",
-                "--loglevel=INFO", f"--concurrency={self.concurrency}", "--pool=prefork",
-                "--without-gossip", "--without-mingle", "-Q", self.queues,
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "leadsite",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={self.concurrency}",
+                "--pool=prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "-Q",
+                self.queues,
                 f"--hostname=test-{uuid.uuid4().hex[:6]}@%h",
             ],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.wait_ready()
         return self
@@ -164,9 +178,21 @@ def redis_server(tmp_path) -> Iterator[Callable[[], tuple[str, subprocess.Popen]
     def start(port: int | None = None) -> tuple[str, subprocess.Popen]:
         port = port or free_port()
         proc = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(tmp_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         procs.append(proc)
         import redis
@@ -199,8 +225,23 @@ def web_server(worker_env) -> Iterator[Callable[..., str]]:
         port = free_port()
         env = {**worker_env, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", **overrides}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "leadsite.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1", "--timeout", "30"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "leadsite.wsgi",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-w",
+                "1",
+                "--timeout",
+                "30",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         procs.append(proc)
         deadline = time.monotonic() + 30

@@ -102,8 +102,16 @@ def test_staff_session_is_accepted_where_staff_may_use_it(client, staff_user):
 
 def test_create_api_key_command_prints_key_alone_on_last_line(capsys, client):
     call_command(
-        "create_api_key", "website form", "--scope", "leads:create", "--scope", "leads:read",
-        "--origin", "https://forms.example.com", "--rate-limit", "120",
+        "create_api_key",
+        "website form",
+        "--scope",
+        "leads:create",
+        "--scope",
+        "leads:read",
+        "--origin",
+        "https://forms.example.com",
+        "--rate-limit",
+        "120",
     )
     raw = capsys.readouterr().out.strip().splitlines()[-1]
     assert raw.startswith("ls_") and " " not in raw
@@ -127,8 +135,13 @@ def test_admin_shows_new_key_once(client, db):
     client.force_login(admin)
     response = client.post(
         "/admin/leadsite/apikey/add/",
-        {"name": "landing page", "scopes": ["leads:create"], "allowed_origins": "https://a.example.com\n",
-         "rate_limit": "30", "is_active": "on"},
+        {
+            "name": "landing page",
+            "scopes": ["leads:create"],
+            "allowed_origins": "https://a.example.com\n",
+            "rate_limit": "30",
+            "is_active": "on",
+        },
         follow=True,
     )
     assert response.status_code == 200
