@@ -45,7 +45,7 @@ format: install
 	$(PY) -m ruff format .
 
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH)
 
 clean:
 	rm -rf var
