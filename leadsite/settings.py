@@ -47,6 +47,7 @@ MIDDLEWARE = [
     "leadsite.middleware.BodySizeLimitMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -172,6 +173,14 @@ if not SLACK_API_BASE_URL.endswith("/"):
 SLACK_SIGNING_SECRET = env_str("SLACK_SIGNING_SECRET")
 SLACK_DEFAULT_CHANNEL = env_str("SLACK_DEFAULT_CHANNEL", "#leads")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+# Notification hub (notifications/): Slack call timeout, per-channel limit (messages/second and
+# burst, shared by all workers through Redis), retries, and when a `sending` row counts as stuck.
+SLACK_TIMEOUT_SECONDS = env_int("SLACK_TIMEOUT_SECONDS", 5, minimum=1, maximum=60)
+SLACK_CHANNEL_RATE_PER_MINUTE = env_int("SLACK_CHANNEL_RATE_PER_MINUTE", 60, minimum=1, maximum=6000)
+SLACK_CHANNEL_BURST = env_int("SLACK_CHANNEL_BURST", 2, minimum=1, maximum=100)
+SLACK_MAX_ATTEMPTS = env_int("SLACK_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
+SLACK_SENDING_STALE_SECONDS = env_int("SLACK_SENDING_STALE_SECONDS", 120, minimum=1, maximum=86400)
+ALERT_COLLAPSE_SECONDS = env_int("ALERT_COLLAPSE_SECONDS", 600, minimum=1, maximum=86400)
 LEAD_SLA_MINUTES = env_int("LEAD_SLA_MINUTES", 5, minimum=1, maximum=7 * 24 * 60)
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 30, minimum=1, maximum=3650)
 
@@ -208,6 +217,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# WhiteNoise serves the admin's (vendored) assets from gunicorn after `manage.py collectstatic`;
+# no CDN at run time.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:

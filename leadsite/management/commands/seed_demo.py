@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from importlib import import_module
 
 from django.contrib.auth import get_user_model
@@ -24,7 +25,8 @@ class Command(BaseCommand):
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save()
-        self.stdout.write(f"Demo staff login: {DEMO_USERNAME} / {DEMO_PASSWORD}  (http://127.0.0.1:8000/admin/)")
+        port = os.environ.get("PORT", "8000")
+        self.stdout.write(f"Demo staff login: {DEMO_USERNAME} / {DEMO_PASSWORD}  (http://127.0.0.1:{port}/admin/)")
 
         if not ApiKey.objects.filter(name="demo").exists():
             _, raw_key = api_key_create(name="demo", scopes=list(Scope.values), rate_limit=0)
