@@ -149,6 +149,10 @@ elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
         "socket_connect_timeout": 1,
         "visibility_timeout": 3600,
         "retry_on_timeout": False,
+        # kombu otherwise retries a failed connect for `connect_timeout` seconds inside publish.
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
     }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -183,6 +187,29 @@ SLACK_SENDING_STALE_SECONDS = env_int("SLACK_SENDING_STALE_SECONDS", 120, minimu
 ALERT_COLLAPSE_SECONDS = env_int("ALERT_COLLAPSE_SECONDS", 600, minimum=1, maximum=86400)
 LEAD_SLA_MINUTES = env_int("LEAD_SLA_MINUTES", 5, minimum=1, maximum=7 * 24 * 60)
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 30, minimum=1, maximum=3650)
+
+# Valuation (valuation/; see README "Valuation")
+VALUATION_GEOCODER = env_str("VALUATION_GEOCODER", "").lower()  # "" (off) or "census"
+if VALUATION_GEOCODER not in {"", "census"}:
+    raise ImproperlyConfigured(f"VALUATION_GEOCODER must be empty (off) or 'census', got {VALUATION_GEOCODER!r}")
+VALUATION_GEOCODER_URL = env_url(
+    "VALUATION_GEOCODER_URL",
+    "https://geocoding.geo.census.gov/geocoder/locations/onelineaddress",
+    schemes=("http", "https"),
+)
+VALUATION_CACHE_SECONDS = env_int("VALUATION_CACHE_SECONDS", 24 * 3600, minimum=1)
+VALUATION_MODEL_CHECK_SECONDS = env_int("VALUATION_MODEL_CHECK_SECONDS", 5, minimum=0, maximum=3600)
+VALUATION_RETRAIN_MIN_NEW_SALES = env_int("VALUATION_RETRAIN_MIN_NEW_SALES", 500, minimum=1)
+VALUATION_DEFAULT_AS_OF = env_str("VALUATION_DEFAULT_AS_OF", "")  # ISO date; "" = today
+if VALUATION_DEFAULT_AS_OF:
+    import datetime as _dt
+
+    try:
+        _dt.date.fromisoformat(VALUATION_DEFAULT_AS_OF)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"VALUATION_DEFAULT_AS_OF must be an ISO date (YYYY-MM-DD), got {VALUATION_DEFAULT_AS_OF!r}"
+        ) from None
 
 API_MAX_BODY_BYTES = 64 * 1024
 API_LOGS_MAX_BODY_BYTES = 1024 * 1024

@@ -42,3 +42,17 @@ def test_task_started_outside_a_request_gets_its_own_id(start_worker):
     seen = _wait_for(f"ping:{marker}")
     assert seen["lead_id"] is None
     assert len(seen["request_id"]) == 32
+
+
+def test_publishing_to_a_dead_broker_fails_fast_instead_of_hanging(settings):
+    from leadsite.celery import app
+    from tests.conftest import free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    with app.connection_for_write(dead) as conn:
+        started = time.perf_counter()
+        with pytest.raises(Exception) as excinfo:
+            ping.apply_async(("never",), connection=conn)
+        elapsed = time.perf_counter() - started
+    assert elapsed < 0.5, f"publish hung for {elapsed:.2f}s"
+    assert "Connection refused" in str(excinfo.value) or "Error" in type(excinfo.value).__name__
