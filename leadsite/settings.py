@@ -7,6 +7,7 @@ and REDIS_URL it uses PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -187,6 +188,12 @@ SLACK_SENDING_STALE_SECONDS = env_int("SLACK_SENDING_STALE_SECONDS", 120, minimu
 ALERT_COLLAPSE_SECONDS = env_int("ALERT_COLLAPSE_SECONDS", 600, minimum=1, maximum=86400)
 LEAD_SLA_MINUTES = env_int("LEAD_SLA_MINUTES", 5, minimum=1, maximum=7 * 24 * 60)
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 30, minimum=1, maximum=3650)
+# Central logs: an `alert` when this many ERROR+ entries land within 5 minutes (once per 5-minute window).
+LOG_ERROR_SPIKE_THRESHOLD = env_int("LOG_ERROR_SPIKE_THRESHOLD", 20, minimum=1)
+# Every process writes its log records to the central store (logs.handler). Off by default under pytest,
+# where a background writer would commit rows outside each test's transaction; tests that need it turn
+# it on, and the worker/web subprocesses tests start (not pytest) have it on.
+LOGS_TO_DATABASE = env_bool("LOGS_TO_DATABASE", "pytest" not in sys.modules)
 
 # Valuation (valuation/; see README "Valuation")
 VALUATION_GEOCODER = env_str("VALUATION_GEOCODER", "").lower()  # "" (off) or "census"
@@ -263,8 +270,9 @@ LOGGING = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["context"], "formatter": "plain"},
+        "central": {"()": "logs.handler.CentralLogHandler", "filters": ["context"]},
     },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "root": {"handlers": ["console", "central"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
     },

@@ -1,1 +1,134 @@
-from django.contrib import admin  # noqa: F401
+"""Read-only screens for the central log: filters, full-text search, a lead's journey."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.http import urlencode
+
+from logs.models import ErrorSpikeAlert, Level, LogEntry
+from logs.selectors import lead_journey_filter, text_filter
+
+COUNT_CAP = 10_000
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most COUNT_CAP + 1 rows (`SELECT COUNT(*) FROM (... LIMIT n)`), so a list over millions of
+    rows never scans them all; beyond the cap the admin shows "10001" results and the last pages are
+    reached by narrowing the filters instead."""
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: COUNT_CAP + 1].count()
+
+
+class MinimumLevelFilter(admin.SimpleListFilter):
+    title = "level (at least)"
+    parameter_name = "level"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(str(value), label) for value, label in Level.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[LogEntry]) -> QuerySet[LogEntry]:
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(level__gte=int(value))
+        return queryset
+
+
+class ServiceFilter(admin.SimpleListFilter):
+    title = "service"
+    parameter_name = "service"
+    KNOWN = ("web", "worker", "beat", "cli")
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        # A fixed list: DISTINCT over millions of rows would cost more than the page itself.
+        values = list(self.KNOWN)
+        if self.value() and self.value() not in values:
+            values.append(self.value())
+        return [(value, value) for value in values]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[LogEntry]) -> QuerySet[LogEntry]:
+        return queryset.filter(service=self.value()) if self.value() else queryset
+
+
+class JourneyFilter(admin.SimpleListFilter):
+    """`?journey=<lead id>`: entries stamped with the lead's id or its intake request id (the link on a
+    lead's admin page, see logs.selectors.lead_journey_url)."""
+
+    title = "lead journey"
+    parameter_name = "journey"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        # Shown (and so applied) only when a journey link was followed.
+        return [(self.value(), f"lead {self.value()}")] if self.value() else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[LogEntry]) -> QuerySet[LogEntry]:
+        return queryset.filter(lead_journey_filter(self.value())) if self.value() else queryset
+
+
+@admin.register(LogEntry)
+class LogEntryAdmin(admin.ModelAdmin):
+    list_display = ("time", "level_badge", "service", "logger", "event", "short_message", "request_link", "lead_link")
+    list_filter = (JourneyFilter, MinimumLevelFilter, ServiceFilter, "time")
+    search_fields = ("message",)  # shows the search box; get_search_results does the real search
+    search_help_text = 'Full text over message and event (words, "a phrase", -exclude). Add ?request_id=… or ?lead_id=… to the URL to follow one id.'
+    ordering = ("-time", "-id")
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    list_per_page = 100
+    readonly_fields = [field.name for field in LogEntry._meta.fields]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[LogEntry], search_term: str
+    ) -> tuple[QuerySet[LogEntry], bool]:
+        return text_filter(queryset, search_term), False
+
+    @admin.display(description="level", ordering="level")
+    def level_badge(self, obj: LogEntry) -> str:
+        colour = {"WARNING": "#b58900", "ERROR": "#dc322f", "CRITICAL": "#d33682"}.get(obj.level_name, "inherit")
+        return format_html('<strong style="color:{}">{}</strong>', colour, obj.level_name)
+
+    @admin.display(description="message")
+    def short_message(self, obj: LogEntry) -> str:
+        text = obj.message if len(obj.message) <= 200 else obj.message[:200] + "…"
+        if obj.exception:
+            return format_html("{}<details><summary>exception</summary><pre>{}</pre></details>", text, obj.exception)
+        return text
+
+    @admin.display(description="request id")
+    def request_link(self, obj: LogEntry) -> str:
+        if not obj.request_id:
+            return "-"
+        return format_html('<a href="?{}">{}</a>', urlencode({"request_id": obj.request_id}), obj.request_id[:12])
+
+    @admin.display(description="lead")
+    def lead_link(self, obj: LogEntry) -> str:
+        if not obj.lead_id:
+            return "-"
+        return format_html('<a href="?{}">{}</a>', urlencode({"journey": obj.lead_id}), obj.lead_id[:8])
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LogEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: LogEntry | None = None) -> bool:
+        return False  # retention (LOG_RETENTION_DAYS) is the only way entries go
+
+
+@admin.register(ErrorSpikeAlert)
+class ErrorSpikeAlertAdmin(admin.ModelAdmin):
+    list_display = ("window_start", "error_count", "threshold", "created_at")
+    readonly_fields = ("window_start", "error_count", "threshold", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ErrorSpikeAlert | None = None) -> bool:
+        return False

@@ -1,0 +1,6 @@
+"""Periodic tasks of the central log (merged into CELERY_BEAT_SCHEDULE by leadsite.settings)."""
+
+BEAT_SCHEDULE = {
+    "logs-purge-expired": {"task": "logs.purge_expired", "schedule": 3600.0},
+    "logs-check-error-spike": {"task": "logs.check_error_spike", "schedule": 60.0},
+}
