@@ -187,8 +187,10 @@ def _classify(exc: Exception) -> SlackError:
             except ValueError:
                 retry_after = 1.0
             return SlackError("ratelimited", permanent=False, retry_after=retry_after)
-        if status >= 500 or error in TRANSIENT_ERRORS:
-            return SlackError(f"{error} (HTTP {status})", permanent=False)
+        if status >= 500:
+            return SlackError(f"http_{status}" + (f" {error}" if error in TRANSIENT_ERRORS else ""), permanent=False)
+        if error in TRANSIENT_ERRORS:
+            return SlackError(error, permanent=False)
         if error in PERMANENT_ERRORS or 400 <= status < 500:
             return SlackError(error, permanent=True)
         # Unknown ok:false error with HTTP 200: Slack rejected this request as it is; retrying the

@@ -27,3 +27,23 @@ def update_message(delivery_id: int, extra_context: dict[str, Any], tries: int =
 @shared_task(name="notifications.sweep", ignore_result=True)
 def sweep() -> dict[str, int]:
     return services.deliveries_sweep()
+
+
+@shared_task(name="notifications.respond", ignore_result=True)
+def respond(response_url: str, text: str) -> None:
+    from notifications import slack
+
+    try:
+        slack.respond(response_url=response_url, text=text)
+    except slack.SlackError as exc:
+        # An ephemeral "it's yours" is not worth a retry loop: the message edit shows the claim anyway.
+        import logging
+
+        logging.getLogger(__name__).warning("slack response_url failed: %s", exc)
+
+
+@shared_task(name="notifications.daily_digest", ignore_result=True)
+def daily_digest() -> None:
+    from notifications.digest import digest_send
+
+    digest_send()

@@ -84,14 +84,16 @@ def repeat_lead(context: dict[str, Any]) -> Rendered:
 
 def lead_status(context: dict[str, Any]) -> Rendered:
     name = _get(context, "name", "The lead")
-    old, new = _get(context, "old_status", "?"), _get(context, "status", "?")
-    by = f" by {_get(context, 'actor')}" if context.get("actor") else ""
+    old = _get(context, "from", _get(context, "old_status", "?"))
+    new = _get(context, "to", _get(context, "status", "?"))
+    actor = context.get("by") or context.get("actor")
+    by = f" by {escape(actor)}" if actor else ""
     line = f"📌 *Status:* {name} {old} → {new}{by}"
     return line, [slack.section(line)]
 
 
 def lead_claimed(context: dict[str, Any]) -> Rendered:
-    who = _get(context, "claimed_by", _get(context, "user", "Someone"))
+    who = _get(context, "claimed_by", _get(context, "assignee", "Someone"))
     name = _get(context, "name", "this lead")
     line = f"🙋 *Claimed!* {who} took {name}"
     return line, [slack.section(line)]
@@ -137,10 +139,14 @@ def offer_graded(context: dict[str, Any]) -> Rendered:
 
 def sla_breach(context: dict[str, Any]) -> Rendered:
     name = _get(context, "name", "A lead")
-    minutes = _get(context, "minutes", "?")
+    minutes = _get(context, "minutes_waiting", _get(context, "minutes", _get(context, "sla_minutes", "?")))
     # The mention is ours (resolved from the staff profile), not user text: it is not escaped.
     who = slack.mention(context["assignee_slack_id"]) if context.get("assignee_slack_id") else ""
-    line = f"⏰ *SLA breach!* {name} has not been contacted in {minutes} min" + (f" {who}" if who else "")
+    if not who and context.get("assignee"):
+        who = _get(context, "assignee")
+    line = f"⏰ *SLA breach!* {name} has not been contacted in {minutes} min" + (
+        f" — {who}" if who else " — unassigned"
+    )
     return line, [slack.section(line)]
 
 

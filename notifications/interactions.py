@@ -1,0 +1,112 @@
+"""Slack interactivity: the "Claim" button on a new-lead message.
+
+The request is verified and answered inside Slack's 3 seconds: the claim is one conditional UPDATE
+(leads.services.lead_claim); editing the original message and the ephemeral answer via
+response_url happen in tasks after commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from notifications.models import Delivery, EventType, StaffProfile
+from notifications.templates import CLAIM_ACTION_ID
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    claimed: bool = False
+
+
+def _display(user: Any) -> str:
+    return (user.get_full_name() or user.get_username()) if user is not None else "someone"
+
+
+def interaction_handle(*, payload: dict[str, Any]) -> Reply | None:
+    """Act on one interaction payload; returns the ephemeral answer for the clicking user (or None)."""
+    if payload.get("type") != "block_actions":
+        return None
+    action = next((a for a in payload.get("actions") or [] if a.get("action_id") == CLAIM_ACTION_ID), None)
+    if action is None:
+        return None
+    slack_user_id = str((payload.get("user") or {}).get("id") or "")
+    lead_id = str(action.get("value") or "")
+    response_url = str(payload.get("response_url") or "")
+    message_ts = str(
+        (payload.get("message") or {}).get("ts") or (payload.get("container") or {}).get("message_ts") or ""
+    )
+    profile = StaffProfile.objects.select_related("user").filter(slack_user_id=slack_user_id).first()
+    if profile is None or not profile.user.is_active:
+        reply = Reply(
+            f"Sorry, I don't know who you are in leadsite yet. Ask an admin to add your Slack user id "
+            f"({slack_user_id or 'unknown'}) to your staff profile, then claim again."
+        )
+        _respond_later(response_url, reply.text)
+        return reply
+    return _claim(lead_id=lead_id, user=profile.user, message_ts=message_ts, response_url=response_url)
+
+
+def _claim(*, lead_id: str, user: Any, message_ts: str, response_url: str) -> Reply:
+    from django.core.exceptions import ObjectDoesNotExist, ValidationError
+
+    from leads.services import lead_claim
+
+    try:
+        with transaction.atomic():
+            claimed, owner = lead_claim(lead_id=lead_id, user=user)
+            if claimed:
+                _update_original_later(lead_id=lead_id, message_ts=message_ts, claimed_by=_display(user))
+    except (ObjectDoesNotExist, ValidationError, ValueError):
+        reply = Reply("That lead no longer exists.")
+        _respond_later(response_url, reply.text)
+        return reply
+    if claimed:
+        reply = Reply("✅ It's yours — you claimed this lead.", claimed=True)
+    elif owner is not None and owner.pk == user.pk:
+        reply = Reply("You already claimed this lead.")
+    else:
+        reply = Reply(f"Too late: this lead is already taken by {_display(owner)}.")
+    _respond_later(response_url, reply.text)
+    return reply
+
+
+def _update_original_later(*, lead_id: str, message_ts: str, claimed_by: str) -> None:
+    from notifications.tasks import update_message
+
+    deliveries = Delivery.objects.filter(lead_id=lead_id, event_type=EventType.NEW_LEAD)
+    if message_ts:
+        deliveries = deliveries.filter(ts=message_ts) or deliveries
+    for delivery_id in deliveries.values_list("id", flat=True):
+        transaction.on_commit(
+            lambda delivery_id=delivery_id: _publish(update_message, delivery_id, {"claimed_by": claimed_by})
+        )
+
+
+def _respond_later(response_url: str, text: str) -> None:
+    if not response_url:
+        return
+    from notifications.tasks import respond
+
+    transaction.on_commit(lambda: _publish(respond, response_url, text))
+
+
+def _publish(task: Any, *args: Any) -> None:
+    try:
+        task.apply_async(args=list(args))
+    except Exception:  # noqa: BLE001 - Slack is waiting for our answer; the broker must not hold it up
+        logger.warning("could not queue %s", task.name, exc_info=True)
+
+
+def parse_form_payload(raw: str) -> dict[str, Any]:
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("payload is not an object")
+    return data
