@@ -1,3 +1,263 @@
-from ninja import Router
+"""Leads API: intake from web forms, and the staff pipeline (list, detail, update)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from ninja import Field, Query, Router, Schema, Status
+from ninja.errors import HttpError
+from pydantic import ConfigDict
+
+from leads.intake import IdempotencyConflict, LeadIn, lead_intake
+from leads.models import Lead, LeadStatus
+from leads.selectors import LeadFilter, lead_detail, lead_list, parse_lead_id, resolve_staff_user
+from leads.services import lead_update
+from leadsite.auth import api_key, staff_or_key
+from leadsite.context import lead_id_var
 
 router = Router(tags=["leads"])
+
+
+class LeadCreatedOut(Schema):
+    id: str
+    status: str
+    duplicate: bool
+
+
+class ErrorOut(Schema):
+    detail: Any
+
+
+class UserOut(Schema):
+    id: int
+    username: str
+    name: str
+
+
+class LeadSummaryOut(Schema):
+    id: str
+    status: str
+    name: str
+    phone: str
+    email: str
+    address: str
+    city: str
+    state: str
+    postal_code: str
+    source: str
+    assignee: UserOut | None
+    created_at: datetime.datetime
+    first_contacted_at: datetime.datetime | None
+    sla_breached_at: datetime.datetime | None
+    claimed_at: datetime.datetime | None
+
+
+class LeadPageOut(Schema):
+    items: list[LeadSummaryOut]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="offset of the next page, or null on the last page")
+
+
+class TimelineEntryOut(Schema):
+    kind: str
+    message: str
+    data: dict[str, Any]
+    actor: str | None
+    request_id: str
+    at: datetime.datetime
+
+
+class LeadDetailOut(LeadSummaryOut):
+    street: str
+    unit: str
+    latitude: float | None
+    longitude: float | None
+    beds: int | None
+    baths: Decimal | None
+    living_area_sqft: int | None
+    lot_sqft: int | None
+    year_built: int | None
+    property_type: str
+    message: str
+    asking_price: Decimal | None
+    timeline: str = Field(description="the seller's answer to 'when do you want to sell?'")
+    condition: str
+    extra: dict[str, Any] = Field(description="the form's other answers, as sent")
+    utm: dict[str, str]
+    page_url: str
+    request_id: str
+    consent: dict[str, Any]
+    updated_at: datetime.datetime
+    events: list[TimelineEntryOut] = Field(description="the lead's timeline, oldest first")
+    valuation: dict[str, Any] | None
+    offers: list[dict[str, Any]]
+
+
+class LeadListQuery(Schema):
+    status: LeadStatus | None = None
+    source: str | None = None
+    assignee: str | None = Field(None, description="user id, username, `me` or `none`")
+    q: str | None = Field(None, max_length=200, description="text in name, phone, email or address")
+    created_after: datetime.datetime | None = None
+    created_before: datetime.datetime | None = None
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0, le=100_000)
+
+
+class LeadPatchIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    status: LeadStatus | None = None
+    assignee: int | str | None = Field(None, description="user id or username of a staff user; null unassigns")
+    note: str | None = Field(None, max_length=5000)
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if ref and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _json_body(request: HttpRequest) -> Any:
+    if request.content_type != "application/json":
+        raise HttpError(415, f"Content-Type must be application/json, got {request.content_type or 'none'!r}")
+    try:
+        return json.loads(request.body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HttpError(400, f"the body is not valid JSON: {exc}") from None
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+@router.post(
+    "/leads",
+    auth=api_key("leads:create"),
+    response={200: LeadCreatedOut, 201: LeadCreatedOut, 400: ErrorOut, 409: ErrorOut, 415: ErrorOut, 422: ErrorOut},
+    summary="Take a seller lead from a web form",
+    description=(
+        "201 for a new lead; 200 with `duplicate: true` and the existing id when the same phone or email "
+        "sent the same property within 30 days. Unknown fields are kept as the form's extra answers. "
+        "`Idempotency-Key`: the same key and body return the first response again; another body is 409."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline_refs(LeadIn.model_json_schema())}},
+        },
+        "parameters": [
+            {
+                "in": "header",
+                "name": "Idempotency-Key",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+            }
+        ],
+    },
+)
+def create_lead(request: HttpRequest, response: HttpResponse) -> Status:
+    data = _json_body(request)
+    try:
+        result = lead_intake(
+            data=data,
+            api_key=request.auth,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            ip=_client_ip(request),
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+    except IdempotencyConflict as exc:
+        raise HttpError(409, str(exc)) from None
+    lead_id_var.set(result.body["id"])
+    if result.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return Status(result.status_code, result.body)
+
+
+def _me(request: HttpRequest) -> AbstractBaseUser | None:
+    return request.auth if isinstance(request.auth, AbstractBaseUser) else None
+
+
+def _by(request: HttpRequest) -> str:
+    return "" if _me(request) else f"API key {request.auth.name}"
+
+
+@router.get("/leads", auth=staff_or_key("leads:read"), response=LeadPageOut, summary="List leads, newest first")
+def list_leads(request: HttpRequest, filters: Query[LeadListQuery]) -> dict[str, Any]:
+    return lead_list(
+        LeadFilter(
+            status=filters.status,
+            source=filters.source,
+            assignee=filters.assignee,
+            q=filters.q,
+            created_after=filters.created_after,
+            created_before=filters.created_before,
+        ),
+        limit=filters.limit,
+        offset=filters.offset,
+        me=_me(request),
+    )
+
+
+@router.get(
+    "/leads/{lead_id}",
+    auth=staff_or_key("leads:read"),
+    response={200: LeadDetailOut, 404: ErrorOut, 422: ErrorOut},
+    summary="One lead with its timeline, valuation and offers",
+)
+def get_lead(request: HttpRequest, lead_id: str) -> dict[str, Any]:
+    lead_uuid = parse_lead_id(lead_id)
+    detail = lead_detail(lead_uuid)
+    if detail is None:
+        raise HttpError(404, "lead not found")
+    lead_id_var.set(str(lead_uuid))
+    return detail
+
+
+@router.patch(
+    "/leads/{lead_id}",
+    auth=staff_or_key("leads:write"),
+    response={200: LeadDetailOut, 404: ErrorOut, 422: ErrorOut},
+    summary="Change a lead's status or assignee, or add a note",
+)
+def patch_lead(request: HttpRequest, lead_id: str, payload: LeadPatchIn) -> dict[str, Any]:
+    lead_uuid = parse_lead_id(lead_id)
+    changes: dict[str, Any] = {}
+    if payload.status is not None:
+        changes["status"] = payload.status.value
+    if "assignee" in payload.model_fields_set:
+        if payload.assignee is None:
+            changes["assignee"] = None
+        else:
+            user = resolve_staff_user(payload.assignee)
+            if user is None:
+                raise ValidationError({"assignee": [f"no staff user {payload.assignee!r}"]})
+            changes["assignee"] = user
+    if payload.note is not None and payload.note.strip():
+        changes["note"] = payload.note.strip()
+    try:
+        lead_update(lead_id=lead_uuid, actor=_me(request), by=_by(request), **changes)
+    except Lead.DoesNotExist:
+        raise HttpError(404, "lead not found") from None
+    return lead_detail(lead_uuid)

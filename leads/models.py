@@ -141,3 +141,64 @@ class LeadEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.message}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to an `Idempotency-Key`, per API key, so a retried form post gets it again.
+
+    The unique constraint is what makes two concurrent requests with the same key create one lead:
+    the second INSERT waits for the first transaction and then fails, and the second request answers
+    from the row the first one committed.
+    """
+
+    api_key = models.ForeignKey("leadsite.ApiKey", on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64, help_text="SHA-256 of the canonical JSON body")
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["api_key", "key"], name="leads_idempotency_key_per_api_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} -> {self.response_status}"
+
+
+class OutboxEvent(models.Model):
+    """A Celery task to start, written in the same transaction as the change that causes it.
+
+    Published right after commit; if the broker was down, `leads.relay_outbox` (beat) publishes
+    whatever is still unpublished. Consumers must be idempotent: a crash between publishing and
+    marking the row means it goes out again.
+    """
+
+    key = models.CharField(max_length=200, unique=True, help_text="e.g. lead:<id>:assign; one event per key")
+    task_name = models.CharField(max_length=200)
+    kwargs = models.JSONField(default=dict)
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="outbox_events")
+    request_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], name="leads_outbox_pending_idx", condition=Q(published_at=None)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.key} ({'published' if self.published_at else 'pending'})"
+
+
+class AssignmentCursor(models.Model):
+    """Where round-robin assignment is in its rotation; the row lock serialises assigners."""
+
+    name = models.CharField(max_length=50, unique=True)
+    last_user_id = models.IntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: after user {self.last_user_id}"

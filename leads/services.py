@@ -1,14 +1,50 @@
-"""Lead services: every write to a lead lives here."""
+"""Lead services: every write to a lead lives here (intake itself is in leads.intake).
+
+Timeline entries are written by the service that does the thing, in the same transaction.
+"""
 
 from __future__ import annotations
 
+import datetime
+import logging
 import uuid
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
 
-from leads.models import LeadEvent
-from leadsite.context import current_request_id
+from leads.models import AssignmentCursor, Lead, LeadEvent, LeadStatus, TimelineKind
+from leads.outbox import OutboxSpec, outbox_add
+from leadsite.context import current_request_id, lead_id_var
+from notifications.services import notify
+
+logger = logging.getLogger(__name__)
+
+ACQUISITIONS_GROUP = "Acquisitions"
+VALUATION_TASK = "valuation.value_lead"
+ASSIGN_TASK = "leads.assign_lead"
+SLA_BATCH = 500
+
+S = LeadStatus
+# Where a lead may go from each status. `lost` can be reopened (someone is talking to them again)
+# but never becomes `new`; only a `new` lead can be marked spam, and a spam lead can be rescued to
+# `new` (it then fans out like a fresh lead); `won` is final.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.NEW: frozenset({S.CONTACTED, S.APPOINTMENT, S.OFFER_MADE, S.LOST, S.SPAM}),
+    S.CONTACTED: frozenset({S.APPOINTMENT, S.OFFER_MADE, S.UNDER_CONTRACT, S.LOST}),
+    S.APPOINTMENT: frozenset({S.CONTACTED, S.OFFER_MADE, S.UNDER_CONTRACT, S.LOST}),
+    S.OFFER_MADE: frozenset({S.APPOINTMENT, S.UNDER_CONTRACT, S.WON, S.LOST}),
+    S.UNDER_CONTRACT: frozenset({S.OFFER_MADE, S.WON, S.LOST}),
+    S.WON: frozenset(),
+    S.LOST: frozenset({S.CONTACTED}),
+    S.SPAM: frozenset({S.NEW}),
+}
+# Reaching one of these means someone has talked to the seller: the speed-to-lead clock stops.
+CONTACT_STATUSES = frozenset({S.CONTACTED, S.APPOINTMENT, S.OFFER_MADE, S.UNDER_CONTRACT, S.WON})
 
 
 def lead_timeline_add(
@@ -28,3 +64,294 @@ def lead_timeline_add(
         actor=actor,
         request_id=current_request_id() or "",
     )
+
+
+def user_display(user: AbstractBaseUser | None) -> str:
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
+def _user_context(user: AbstractBaseUser | None) -> dict[str, Any]:
+    if user is None:
+        return {"assignee": "", "assignee_id": None, "assignee_username": "", "assignee_email": ""}
+    return {
+        "assignee": user_display(user),
+        "assignee_id": user.pk,
+        "assignee_username": user.get_username(),
+        "assignee_email": getattr(user, "email", "") or "",
+    }
+
+
+def lead_fan_out(*, lead: Lead) -> None:
+    """The new-lead journey, recorded in the caller's transaction: the Slack message, then the
+    valuation and the assignment as outbox events (published after commit)."""
+    notify(
+        event_type="new_lead",
+        key=f"lead:{lead.id}:new_lead",
+        lead_id=lead.id,
+        context={
+            "lead_id": str(lead.id),
+            "name": lead.name,
+            "phone": lead.phone,
+            "email": lead.email,
+            "address": lead.address,
+            "source": lead.source,
+            "message": lead.message,
+            "asking_price": str(lead.asking_price) if lead.asking_price is not None else None,
+            "timeline": lead.timeline,
+            "condition": lead.condition,
+        },
+    )
+    outbox_add(
+        events=[
+            OutboxSpec(f"lead:{lead.id}:valuation", VALUATION_TASK, {"lead_id": str(lead.id)}, lead.id),
+            OutboxSpec(f"lead:{lead.id}:assign", ASSIGN_TASK, {"lead_id": str(lead.id)}, lead.id),
+        ]
+    )
+
+
+# --- Assignment ---------------------------------------------------------------------------
+
+
+def acquisitions_staff() -> list[int]:
+    """Ids of the active staff in the Acquisitions group, in rotation order."""
+    return list(
+        get_user_model()
+        .objects.filter(is_active=True, is_staff=True, groups__name=ACQUISITIONS_GROUP)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def lead_assign_round_robin(*, lead_id: uuid.UUID | str) -> AbstractBaseUser | None:
+    """Give an unassigned lead to the next active acquisitions staff member.
+
+    Idempotent (a redelivered task finds the lead assigned and does nothing) and safe across
+    workers: the lead row and the rotation's cursor row are locked for the decision.
+    """
+    lead_id_var.set(str(lead_id))
+    AssignmentCursor.objects.get_or_create(name=ACQUISITIONS_GROUP)
+    with transaction.atomic():
+        lead = Lead.objects.select_for_update().filter(id=lead_id).first()
+        if lead is None or lead.assigned_to_id is not None or lead.status == S.SPAM:
+            return None
+        cursor = AssignmentCursor.objects.select_for_update().get(name=ACQUISITIONS_GROUP)
+        staff = acquisitions_staff()
+        if not staff:
+            logger.warning("lead %s not assigned: no active staff in the %s group", lead_id, ACQUISITIONS_GROUP)
+            return None
+        last = cursor.last_user_id
+        user_id = next((uid for uid in staff if last is not None and uid > last), staff[0])
+        cursor.last_user_id = user_id
+        cursor.save(update_fields=["last_user_id"])
+        user = get_user_model().objects.get(pk=user_id)
+        lead.assigned_to = user
+        lead.save(update_fields=["assigned_to", "updated_at"])
+        lead_timeline_add(
+            lead_id=lead.id,
+            kind=TimelineKind.ASSIGNED,
+            message=f"Assigned to {user_display(user)} (round-robin)",
+            data={"assignee_id": user.pk, "how": "round_robin"},
+        )
+    return user
+
+
+def lead_assign(
+    *, lead_id: uuid.UUID | str, user: AbstractBaseUser | None, actor: AbstractBaseUser | None = None, by: str = ""
+) -> Lead:
+    """Assign (or, with user=None, unassign) a lead by hand."""
+    with transaction.atomic():
+        lead = Lead.objects.select_for_update().get(id=lead_id)
+        _assign_locked(lead=lead, user=user, actor=actor, by=by)
+    return lead
+
+
+def _assign_locked(*, lead: Lead, user: AbstractBaseUser | None, actor: AbstractBaseUser | None, by: str) -> None:
+    if user is not None and not (user.is_active and user.is_staff):
+        raise ValidationError({"assignee": ["must be an active staff user"]})
+    if lead.assigned_to_id == (user.pk if user else None):
+        return
+    lead.assigned_to = user
+    lead.save(update_fields=["assigned_to", "updated_at"])
+    who = by or user_display(actor)
+    lead_timeline_add(
+        lead_id=lead.id,
+        kind=TimelineKind.ASSIGNED,
+        message=f"Assigned to {user_display(user)}" if user else "Unassigned",
+        data={"assignee_id": user.pk if user else None, "how": "manual", "by": who},
+        actor=actor,
+    )
+
+
+def lead_claim(*, lead_id: uuid.UUID | str, user: AbstractBaseUser) -> tuple[bool, AbstractBaseUser | None]:
+    """Slack's Claim button: (True, user) if `user` claimed the lead now, else (False, current owner)."""
+    lead_id_var.set(str(lead_id))
+    with transaction.atomic():
+        now = timezone.now()
+        claimed = Lead.objects.filter(id=lead_id, claimed_at=None).update(
+            claimed_at=now, assigned_to=user, updated_at=now
+        )
+        if not claimed:
+            lead = Lead.objects.select_related("assigned_to").get(id=lead_id)
+            return False, lead.assigned_to
+        lead = Lead.objects.only("id", "name", "phone", "address", "source").get(id=lead_id)
+        lead_timeline_add(
+            lead_id=lead_id,
+            kind=TimelineKind.CLAIMED,
+            message=f"Claimed by {user_display(user)} from Slack",
+            data={"user_id": user.pk},
+            actor=user,
+        )
+        notify(
+            event_type="lead_claimed",
+            key=f"lead:{lead_id}:lead_claimed",
+            lead_id=lead_id,
+            context={
+                "lead_id": str(lead_id),
+                "name": lead.name,
+                "phone": lead.phone,
+                "address": lead.address,
+                "source": lead.source,
+                "claimed_by": user_display(user),
+                **_user_context(user),
+            },
+        )
+    return True, user
+
+
+# --- Pipeline -----------------------------------------------------------------------------
+
+_UNCHANGED: Any = object()
+
+
+def lead_update(
+    *,
+    lead_id: uuid.UUID | str,
+    status: str | None = None,
+    assignee: AbstractBaseUser | None = _UNCHANGED,
+    note: str | None = None,
+    actor: AbstractBaseUser | None = None,
+    by: str = "",
+) -> Lead:
+    """Staff changes to a lead: status (validated transition), assignee, a note. One transaction.
+
+    `actor` is the staff user (None for an API key, named in `by`).
+    """
+    lead_id_var.set(str(lead_id))
+    with transaction.atomic():
+        lead = Lead.objects.select_for_update().get(id=lead_id)
+        if status is not None and status != lead.status:
+            _change_status_locked(lead=lead, status=status, actor=actor, by=by)
+        if assignee is not _UNCHANGED:
+            _assign_locked(lead=lead, user=assignee, actor=actor, by=by)
+        if note:
+            lead_timeline_add(
+                lead_id=lead.id,
+                kind=TimelineKind.NOTE,
+                message=note,
+                data={"by": by or user_display(actor)},
+                actor=actor,
+            )
+    return lead
+
+
+def lead_change_status(
+    *, lead_id: uuid.UUID | str, status: str, actor: AbstractBaseUser | None = None, by: str = ""
+) -> Lead:
+    return lead_update(lead_id=lead_id, status=status, actor=actor, by=by)
+
+
+def _change_status_locked(*, lead: Lead, status: str, actor: AbstractBaseUser | None, by: str) -> None:
+    if status not in S.values:
+        raise ValidationError({"status": [f"unknown status {status!r}; one of {', '.join(S.values)}"]})
+    old = lead.status
+    if status not in ALLOWED_TRANSITIONS[old]:
+        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[old])) or "none"
+        raise ValidationError({"status": [f"a {old} lead cannot become {status} (allowed: {allowed})"]})
+    now = timezone.now()
+    lead.status = status
+    fields = ["status", "updated_at"]
+    if status in CONTACT_STATUSES and lead.first_contacted_at is None:
+        lead.first_contacted_at = now
+        fields.append("first_contacted_at")
+    lead.save(update_fields=fields)
+    who = by or user_display(actor)
+    event = lead_timeline_add(
+        lead_id=lead.id,
+        kind=TimelineKind.STATUS,
+        message=f"Status {old} → {status}" + (f" by {who}" if who else ""),
+        data={"from": old, "to": status, "by": who},
+        actor=actor,
+    )
+    if old == S.SPAM and status == S.NEW:
+        # Rescued from spam: it never fanned out, so it does now (as a fresh lead would have).
+        lead_fan_out(lead=lead)
+        return
+    notify(
+        event_type="lead_status",
+        key=f"lead:{lead.id}:status:{event.id}",
+        lead_id=lead.id,
+        context={
+            "lead_id": str(lead.id),
+            "name": lead.name,
+            "address": lead.address,
+            "from": old,
+            "to": status,
+            "by": who,
+        },
+    )
+
+
+# --- Speed-to-lead ------------------------------------------------------------------------
+
+
+def lead_sla_breaches_raise(*, now: datetime.datetime | None = None) -> int:
+    """Raise one `sla_breach` per lead still new and uncontacted after LEAD_SLA_MINUTES; returns how many."""
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(minutes=settings.LEAD_SLA_MINUTES)
+    lead_ids = list(
+        Lead.objects.filter(status=S.NEW, first_contacted_at=None, sla_breached_at=None, created_at__lte=cutoff)
+        .order_by("created_at")
+        .values_list("id", flat=True)[:SLA_BATCH]
+    )
+    return sum(_lead_sla_breach(lead_id=lead_id, now=now) for lead_id in lead_ids)
+
+
+def _lead_sla_breach(*, lead_id: uuid.UUID, now: datetime.datetime) -> bool:
+    token = lead_id_var.set(str(lead_id))
+    try:
+        with transaction.atomic():
+            # The conditional UPDATE is the claim: a second beat, or a lead contacted meanwhile, gets 0 rows.
+            if not Lead.objects.filter(id=lead_id, status=S.NEW, first_contacted_at=None, sla_breached_at=None).update(
+                sla_breached_at=now
+            ):
+                return False
+            lead = Lead.objects.select_related("assigned_to").get(id=lead_id)
+            minutes = int((now - lead.created_at).total_seconds() // 60)
+            assignee = lead.assigned_to
+            lead_timeline_add(
+                lead_id=lead_id,
+                kind=TimelineKind.SLA_BREACH,
+                message=f"Not contacted within {settings.LEAD_SLA_MINUTES} min"
+                + (f"; assigned to {user_display(assignee)}" if assignee else "; unassigned"),
+                data={"sla_minutes": settings.LEAD_SLA_MINUTES, "assignee_id": assignee.pk if assignee else None},
+            )
+            notify(
+                event_type="sla_breach",
+                key=f"lead:{lead_id}:sla_breach",
+                lead_id=lead_id,
+                context={
+                    "lead_id": str(lead_id),
+                    "name": lead.name,
+                    "phone": lead.phone,
+                    "address": lead.address,
+                    "source": lead.source,
+                    "sla_minutes": settings.LEAD_SLA_MINUTES,
+                    "minutes_waiting": minutes,
+                    **_user_context(assignee),
+                },
+            )
+        return True
+    finally:
+        lead_id_var.reset(token)

@@ -1,0 +1,365 @@
+"""Lead intake: what POST /api/leads does with a web form's submission.
+
+One transaction writes the lead (or the repeat touch on an existing lead), its timeline entry, its
+`new_lead` notification and its outbox events, and the Idempotency-Key record; nothing reaches the
+broker until that has committed (see leads.outbox).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from leads.models import IdempotencyRecord, Lead, LeadStatus, PropertyType, TimelineKind
+from leads.normalize import normalize_email, normalize_phone, parse_address
+from leads.services import lead_fan_out, lead_timeline_add
+from leadsite.context import current_request_id, lead_id_var
+from leadsite.services import AuthenticatedKey
+from notifications.services import notify
+
+DUPLICATE_WINDOW = datetime.timedelta(days=30)
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different body (409)."""
+
+
+def _strip_nul(value: Any) -> Any:
+    # PostgreSQL rejects NUL in text and jsonb; a form must not be able to turn that into a 500.
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    return value
+
+
+def _blank_to_none(value: Any) -> Any:
+    # HTML forms send "" for fields left empty; that means "not given", not "invalid number".
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _none_to_blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _text(max_length: int) -> Any:
+    return Annotated[
+        str, BeforeValidator(_none_to_blank), StringConstraints(strip_whitespace=True, max_length=max_length)
+    ]
+
+
+def _phone_text(value: Any) -> Any:
+    # Some forms send the phone as a JSON number.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else _none_to_blank(value)
+
+
+def _optional(tp: Any) -> Any:
+    return Annotated[tp | None, BeforeValidator(_blank_to_none)]
+
+
+class LeadIn(BaseModel):
+    """POST /api/leads body. Fields not listed here are kept as the form's extra answers."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    phone: Annotated[str, BeforeValidator(_phone_text), StringConstraints(strip_whitespace=True, max_length=40)] = ""
+    email: _text(254) = ""
+    address: _text(500) = ""
+    message: _text(10_000) = ""
+    asking_price: _optional(Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]) = None
+    timeline: _text(100) = ""
+    condition: _text(100) = ""
+    utm_source: _text(200) = ""
+    utm_medium: _text(200) = ""
+    utm_campaign: _text(200) = ""
+    utm_term: _text(200) = ""
+    utm_content: _text(200) = ""
+    page_url: _text(2000) = ""
+    consent: bool = False
+    consent_text: _text(5_000) = ""
+    latitude: _optional(Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]) = None
+    longitude: _optional(Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]) = None
+    beds: _optional(Annotated[int, Field(ge=0, le=100)]) = None
+    baths: _optional(Annotated[Decimal, Field(ge=0, max_digits=4, decimal_places=2)]) = None
+    living_area_sqft: _optional(Annotated[int, Field(ge=1, le=1_000_000)]) = None
+    lot_sqft: _optional(Annotated[int, Field(ge=0, le=2_000_000_000)]) = None
+    year_built: _optional(Annotated[int, Field(ge=1600, le=2100)]) = None
+    property_type: _optional(PropertyType) = None
+    website: Any = Field(default=None, description="honeypot: leave empty (hidden from humans)")
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        return normalize_phone(value) if value else ""
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not value:
+            return ""
+        value = normalize_email(value)
+        try:
+            validate_email(value)
+        except ValidationError as exc:
+            raise ValueError("not a valid email address") from exc
+        return value
+
+    @field_validator("page_url")
+    @classmethod
+    def _page_url(cls, value: str) -> str:
+        if value:
+            try:
+                URLValidator(schemes=["http", "https"])(value)
+            except ValidationError as exc:
+                raise ValueError("not a valid http(s) URL") from exc
+        return value
+
+
+def lead_intake_validate(data: Any) -> LeadIn:
+    """Validate a form body; ValidationError with a message per field (the API's 422)."""
+    if not isinstance(data, dict):
+        raise ValidationError({"__all__": ["the body must be a JSON object"]})
+    data = _strip_nul(data)
+    try:
+        payload = LeadIn.model_validate(data)
+    except PydanticValidationError as exc:
+        errors: dict[str, list[str]] = {}
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "__all__"
+            message = error["msg"].removeprefix("Value error, ")
+            errors.setdefault(field, []).append("This field is required." if error["type"] == "missing" else message)
+        raise ValidationError(errors) from None
+    if not payload.phone and not payload.email:
+        raise ValidationError(
+            {"phone": ["a phone or an email is required"], "email": ["a phone or an email is required"]}
+        )
+    return payload
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def _request_hash(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(*, api_key_id: int, key: str, request_hash: str) -> IntakeResult | None:
+    record = IdempotencyRecord.objects.filter(api_key_id=api_key_id, key=key).first()
+    if record is None:
+        return None
+    if record.request_hash != request_hash:
+        raise IdempotencyConflict("this Idempotency-Key was already used with a different request body")
+    return IntakeResult(record.response_status, record.response_body, replayed=True)
+
+
+def lead_intake(
+    *,
+    data: Any,
+    api_key: AuthenticatedKey | None,
+    idempotency_key: str | None = None,
+    ip: str | None = None,
+    user_agent: str = "",
+) -> IntakeResult:
+    """Take a web form's submission: a new lead (201), a repeat of a recent one (200), or spam (201, quietly).
+
+    Raises ValidationError (422) and IdempotencyConflict (409).
+    """
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise ValidationError({"Idempotency-Key": [f"must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters"]})
+    use_idempotency = bool(idempotency_key) and api_key is not None
+    request_hash = _request_hash(data) if use_idempotency else ""
+    if use_idempotency:
+        replay = _replay(api_key_id=api_key.id, key=idempotency_key, request_hash=request_hash)
+        if replay is not None:
+            return replay
+
+    payload = lead_intake_validate(data)
+    try:
+        with transaction.atomic():
+            result, lead_id = _intake_in_transaction(payload=payload, api_key=api_key, ip=ip, user_agent=user_agent)
+            if use_idempotency:
+                # Inserted last, inside the same transaction: a concurrent request with the same key
+                # blocks on the unique index until this commits, then fails and replays our answer.
+                IdempotencyRecord.objects.create(
+                    api_key_id=api_key.id,
+                    key=idempotency_key,
+                    request_hash=request_hash,
+                    response_status=result.status_code,
+                    response_body=result.body,
+                    lead_id=lead_id,
+                )
+    except IntegrityError:
+        if not use_idempotency:
+            raise
+        replay = _replay(api_key_id=api_key.id, key=idempotency_key, request_hash=request_hash)
+        if replay is None:
+            raise
+        return replay
+    return result
+
+
+def _lock_contacts(*, phone: str, email: str, address_key: str) -> None:
+    # Two submissions of the same person and property at the same moment (a double click without an
+    # Idempotency-Key) must not both become new leads: serialise them on their contact keys.
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted(f"lead-contact:{c}|{address_key}" for c in (phone, email) if c)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(["pg_advisory_xact_lock(hashtext(%s))"] * len(keys)), keys)
+
+
+def _find_repeat(*, phone: str, email: str, address_key: str) -> Lead | None:
+    contact = Lead.objects.none()
+    if phone:
+        contact = contact | Lead.objects.filter(phone=phone)
+    if email:
+        contact = contact | Lead.objects.filter(email=email)
+    return (
+        contact.filter(address_key=address_key, created_at__gte=timezone.now() - DUPLICATE_WINDOW)
+        .exclude(status=LeadStatus.SPAM)
+        .only("id", "status", "name", "phone", "email", "address", "source")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def _intake_in_transaction(
+    *, payload: LeadIn, api_key: AuthenticatedKey | None, ip: str | None, user_agent: str
+) -> tuple[IntakeResult, uuid.UUID]:
+    address = parse_address(payload.address)
+    source = api_key.name if api_key else ""
+    is_spam = payload.website not in (None, "", False)
+
+    if not is_spam:
+        _lock_contacts(phone=payload.phone, email=payload.email, address_key=address.key)
+        existing = _find_repeat(phone=payload.phone, email=payload.email, address_key=address.key)
+        if existing is not None:
+            _record_repeat(lead=existing, payload=payload, source=source)
+            return IntakeResult(
+                200, {"id": str(existing.id), "status": existing.status, "duplicate": True}
+            ), existing.id
+
+    now = timezone.now()
+    lead = Lead(
+        id=uuid.uuid4(),
+        status=LeadStatus.SPAM if is_spam else LeadStatus.NEW,
+        name=payload.name,
+        phone=payload.phone,
+        email=payload.email,
+        address=payload.address,
+        street=address.street,
+        unit=address.unit,
+        city=address.city,
+        state=address.state,
+        postal_code=address.postal_code,
+        address_key=address.key,
+        latitude=payload.latitude,
+        longitude=payload.longitude,
+        beds=payload.beds,
+        baths=payload.baths,
+        living_area_sqft=payload.living_area_sqft,
+        lot_sqft=payload.lot_sqft,
+        year_built=payload.year_built,
+        property_type=payload.property_type or "",
+        message=payload.message,
+        asking_price=payload.asking_price,
+        timeline=payload.timeline,
+        condition=payload.condition,
+        extra=payload.model_extra or {},
+        source=source,
+        api_key_id=api_key.id if api_key else None,
+        utm_source=payload.utm_source,
+        utm_medium=payload.utm_medium,
+        utm_campaign=payload.utm_campaign,
+        utm_term=payload.utm_term,
+        utm_content=payload.utm_content,
+        page_url=payload.page_url,
+        request_id=current_request_id() or "",
+        consent=payload.consent,
+        consent_text=payload.consent_text if payload.consent else "",
+        consent_at=now if payload.consent else None,
+        consent_ip=ip if payload.consent else None,
+        consent_user_agent=user_agent[:500] if payload.consent else "",
+    )
+    lead_id_var.set(str(lead.id))
+    lead.save(force_insert=True)
+    if is_spam:
+        lead_timeline_add(
+            lead_id=lead.id,
+            kind=TimelineKind.CREATED,
+            message=f"Received from {source or 'intake'}; honeypot filled: spam",
+        )
+    else:
+        lead_timeline_add(
+            lead_id=lead.id,
+            kind=TimelineKind.CREATED,
+            message=f"New lead from {source or 'intake'}",
+            data={"source": source},
+        )
+        lead_fan_out(lead=lead)
+    # A honeypot hit looks like any other success to whoever filled it.
+    return IntakeResult(201, {"id": str(lead.id), "status": LeadStatus.NEW.value, "duplicate": False}), lead.id
+
+
+def _record_repeat(*, lead: Lead, payload: LeadIn, source: str) -> None:
+    lead_id_var.set(str(lead.id))
+    touch = {
+        "source": source,
+        "name": payload.name,
+        "phone": payload.phone,
+        "email": payload.email,
+        "message": payload.message,
+        "page_url": payload.page_url,
+        "utm_campaign": payload.utm_campaign,
+    }
+    event = lead_timeline_add(
+        lead_id=lead.id,
+        kind=TimelineKind.REPEAT,
+        message=f"Submitted again from {source or 'intake'}",
+        data={k: v for k, v in touch.items() if v},
+    )
+    notify(
+        event_type="repeat_lead",
+        key=f"lead:{lead.id}:repeat:{event.id}",
+        lead_id=lead.id,
+        context={
+            "lead_id": str(lead.id),
+            "name": lead.name,
+            "phone": lead.phone,
+            "email": lead.email,
+            "address": lead.address,
+            "source": source,
+            "message": payload.message,
+            "status": lead.status,
+        },
+    )
+
+
+IDEMPOTENCY_RETENTION = datetime.timedelta(days=1)
+
+
+def idempotency_records_purge(*, older_than: datetime.timedelta = IDEMPOTENCY_RETENTION) -> int:
+    """Forget Idempotency-Keys after a day (a retry comes within minutes, not days)."""
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - older_than).delete()
+    return deleted

@@ -1,0 +1,180 @@
+"""Lead reads for the staff API and the admin."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+
+from leads.models import Lead, LeadEvent, LeadStatus
+from valuation.selectors import lead_valuation
+
+_DIGITS = re.compile(r"\d")
+
+
+@dataclass(frozen=True)
+class LeadFilter:
+    status: str | None = None
+    source: str | None = None
+    assignee: str | None = None  # a user id, a username, "me" or "none"
+    q: str | None = None
+    created_after: datetime.datetime | None = None
+    created_before: datetime.datetime | None = None
+
+
+def resolve_staff_user(value: str | int) -> AbstractBaseUser | None:
+    """A staff user by id or username (None if there is no such user)."""
+    users = get_user_model().objects.filter(is_staff=True)
+    if isinstance(value, int) or str(value).isdigit():
+        return users.filter(pk=int(value)).first()
+    return users.filter(username=value).first()
+
+
+def lead_queryset(filters: LeadFilter, *, me: AbstractBaseUser | None = None) -> QuerySet[Lead]:
+    qs = Lead.objects.all()
+    if filters.status:
+        if filters.status not in LeadStatus.values:
+            raise ValidationError({"status": [f"one of {', '.join(LeadStatus.values)}"]})
+        qs = qs.filter(status=filters.status)
+    if filters.source:
+        qs = qs.filter(source=filters.source)
+    if filters.assignee:
+        if filters.assignee == "none":
+            qs = qs.filter(assigned_to=None)
+        elif filters.assignee == "me":
+            if me is None:
+                raise ValidationError({"assignee": ["'me' needs a staff session"]})
+            qs = qs.filter(assigned_to=me)
+        elif filters.assignee.isdigit():
+            qs = qs.filter(assigned_to_id=int(filters.assignee))
+        else:
+            qs = qs.filter(assigned_to__username=filters.assignee)
+    if filters.created_after:
+        qs = qs.filter(created_at__gte=filters.created_after)
+    if filters.created_before:
+        qs = qs.filter(created_at__lt=filters.created_before)
+    if filters.q:
+        text = filters.q.strip()
+        match = Q(name__icontains=text) | Q(email__icontains=text) | Q(address__icontains=text)
+        digits = "".join(_DIGITS.findall(text))
+        # Phones are stored as E.164; "(206) 555-01" should still find +12065550123.
+        match |= Q(phone__contains=digits) if len(digits) >= 3 else Q(phone__icontains=text)
+        qs = qs.filter(match)
+    return qs
+
+
+def _user_out(user: AbstractBaseUser | None) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {"id": user.pk, "username": user.get_username(), "name": user.get_full_name()}
+
+
+def lead_summary(lead: Lead) -> dict[str, Any]:
+    return {
+        "id": str(lead.id),
+        "status": lead.status,
+        "name": lead.name,
+        "phone": lead.phone,
+        "email": lead.email,
+        "address": lead.address,
+        "city": lead.city,
+        "state": lead.state,
+        "postal_code": lead.postal_code,
+        "source": lead.source,
+        "assignee": _user_out(lead.assigned_to),
+        "created_at": lead.created_at,
+        "first_contacted_at": lead.first_contacted_at,
+        "sla_breached_at": lead.sla_breached_at,
+        "claimed_at": lead.claimed_at,
+    }
+
+
+def lead_list(
+    filters: LeadFilter, *, limit: int = 50, offset: int = 0, me: AbstractBaseUser | None = None
+) -> dict[str, Any]:
+    """A page of leads, newest first. No COUNT(*): one query for `limit + 1` rows tells whether there is more."""
+    rows = list(
+        lead_queryset(filters, me=me)
+        .select_related("assigned_to")
+        .order_by("-created_at", "-id")[offset : offset + limit + 1]
+    )
+    has_more = len(rows) > limit
+    return {
+        "items": [lead_summary(lead) for lead in rows[:limit]],
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if has_more else None,
+    }
+
+
+def parse_lead_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError):
+        raise ValidationError({"id": ["not a valid lead id (a UUID)"]}) from None
+
+
+def lead_timeline(lead_id: uuid.UUID) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": event.kind,
+            "message": event.message,
+            "data": event.data,
+            "actor": event.actor.get_username() if event.actor else None,
+            "request_id": event.request_id,
+            "at": event.created_at,
+        }
+        for event in LeadEvent.objects.filter(lead_id=lead_id).select_related("actor").order_by("created_at", "id")
+    ]
+
+
+def lead_detail(lead_id: uuid.UUID) -> dict[str, Any] | None:
+    lead = Lead.objects.select_related("assigned_to").filter(id=lead_id).first()
+    if lead is None:
+        return None
+    return {
+        **lead_summary(lead),
+        "street": lead.street,
+        "unit": lead.unit,
+        "latitude": lead.latitude,
+        "longitude": lead.longitude,
+        "beds": lead.beds,
+        "baths": lead.baths,
+        "living_area_sqft": lead.living_area_sqft,
+        "lot_sqft": lead.lot_sqft,
+        "year_built": lead.year_built,
+        "property_type": lead.property_type,
+        "message": lead.message,
+        "asking_price": lead.asking_price,
+        "timeline": lead.timeline,
+        "condition": lead.condition,
+        "extra": lead.extra,
+        "utm": {
+            "source": lead.utm_source,
+            "medium": lead.utm_medium,
+            "campaign": lead.utm_campaign,
+            "term": lead.utm_term,
+            "content": lead.utm_content,
+        },
+        "page_url": lead.page_url,
+        "request_id": lead.request_id,
+        "consent": {
+            "given": lead.consent,
+            "text": lead.consent_text,
+            "at": lead.consent_at,
+            "ip": lead.consent_ip,
+            "user_agent": lead.consent_user_agent,
+        },
+        "updated_at": lead.updated_at,
+        "events": lead_timeline(lead.id),
+        "valuation": lead_valuation(lead.id),
+        # Offers arrive with the grading app.
+        "offers": [],
+    }

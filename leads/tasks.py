@@ -1,0 +1,42 @@
+"""Thin Celery tasks: ids in, one service call. Each is safe to run twice."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import DatabaseError
+
+from leads.intake import idempotency_records_purge
+from leads.outbox import outbox_relay
+from leads.services import lead_assign_round_robin, lead_sla_breaches_raise
+from leadsite.context import lead_id_var
+
+
+@shared_task(
+    name="leads.assign_lead",
+    autoretry_for=(DatabaseError,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=8,
+)
+def assign_lead(lead_id: str) -> int | None:
+    """Outbox consumer: round-robin assignment of a new lead (no-op if it is already assigned)."""
+    lead_id_var.set(lead_id)
+    user = lead_assign_round_robin(lead_id=lead_id)
+    return user.pk if user else None
+
+
+@shared_task(name="leads.relay_outbox")
+def relay_outbox() -> int:
+    """Beat: publish outbox events that were not published after their commit (broker was down)."""
+    return outbox_relay()
+
+
+@shared_task(name="leads.check_sla")
+def check_sla() -> int:
+    """Beat: one `sla_breach` notification per lead left uncontacted past LEAD_SLA_MINUTES."""
+    return lead_sla_breaches_raise()
+
+
+@shared_task(name="leads.purge_idempotency_records")
+def purge_idempotency_records() -> int:
+    return idempotency_records_purge()
