@@ -1,3 +1,72 @@
-from ninja import Router
+"""POST /api/valuations: value a property from its facts.
+
+200 with `status: "ok"` and estimate/low/high/confidence/comps, or 200 with
+`status: "insufficient_data"` and a `detail` saying why (too few comparable sales, no model trained
+before `as_of`, unsupported area) — never a guess. Malformed input is 422.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from django.http import HttpRequest
+from ninja import Field, Router, Schema
+
+from leadsite.auth import staff_or_key
+from valuation.engine import PropertyFacts
+from valuation.services import valuation_get
 
 router = Router(tags=["valuation"])
+
+
+class ValuationIn(Schema):
+    latitude: float = Field(..., ge=-90, le=90)
+    longitude: float = Field(..., ge=-180, le=180)
+    living_area_sqft: int = Field(..., ge=100, le=100_000)
+    beds: int = Field(..., ge=0, le=50)
+    baths: float = Field(..., ge=0, le=50)
+    year_built: int = Field(..., ge=1700, le=2100)
+    lot_sqft: int = Field(..., ge=0, le=100_000_000)
+    property_type: Literal["sfr", "townhouse"]
+    building_grade: int | None = Field(
+        None, ge=1, le=13, description="assessor grade 1..13; estimated from neighbours when absent"
+    )
+    waterfront: bool | None = None
+    address: str | None = Field(None, max_length=500, description="for your reference; not geocoded here")
+    as_of: dt.date | None = Field(None, description="value as of this day using only earlier sales; default today")
+
+
+class CompOut(Schema):
+    sale_id: str
+    price: int
+    date: dt.date
+    distance_miles: float
+    living_area_sqft: int
+    beds: int
+    baths: float
+    year_built: int
+    indicated_value: int
+    weight: float
+
+
+class ValuationOut(Schema):
+    status: Literal["ok", "insufficient_data"]
+    detail: str | None
+    missing: list[str]
+    estimate: int | None
+    low: int | None
+    high: int | None
+    confidence: float | None
+    comps: list[CompOut]
+    method: str
+    as_of: dt.date
+    model_version: int | None
+    model_value: int | None = None
+    imputed: dict[str, float | int | str] = {}
+
+
+@router.post("/valuations", response=ValuationOut, auth=staff_or_key("valuations:read"))
+def valuation_create(request: HttpRequest, payload: ValuationIn) -> dict:
+    facts = PropertyFacts(**payload.dict(exclude={"address", "as_of"}))
+    return valuation_get(facts=facts, as_of=payload.as_of)

@@ -1,0 +1,562 @@
+"""The valuation method in plain numpy + scikit-learn (no Django here).
+
+One method, used the same way by the API/lead engine (candidates from the database), by training
+(`fit_valuation_model`) and by the walk-forward evaluation (candidates from a BallTree over the CSV):
+
+1. A monthly price index from the sales themselves (hedonic time-dummy regression, log price on
+   month dummies + location cells + facts), so every price can be moved to any date.
+2. A learned hedonic model (HistGradientBoostingRegressor) of the index-deflated log price.
+3. Comparable sales strictly before the as-of date, weighted by distance, size, age, recency and
+   type (a prior sale of the same parcel weighs most). Each comp says how far the market paid
+   above or below the model for that house; the shrunk weighted mean of those residuals corrects
+   the model locally: estimate = model(subject) x exp(local correction) x index(as_of).
+4. An honest ~80% range: the 10th/90th percentiles of the log errors the whole method made on the
+   last months before the training cut-off (walk-forward, a model fitted without them), bucketed
+   by how much comp support the estimate has. `confidence` is the share of those past estimates
+   with the same support that landed within 10% of the price.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+EARTH_RADIUS_MILES = 3958.8
+LAT0, LON0 = 47.6, -122.33  # only a local origin for the rotated-coordinate features
+COS_LAT0 = math.cos(math.radians(LAT0))
+
+# Comps: where and how far back we look, and how many we need before we answer at all.
+COMP_RADIUS_MILES = 1.0
+COMP_WINDOW_DAYS = 730
+COMP_MIN = 3
+COMP_MAX = 10
+SAME_PARCEL_MILES = 0.01  # ~16 m: the same point on the map (repeat sale of the parcel)
+
+
+@dataclass(frozen=True)
+class CompParams:
+    distance_miles: float = 0.25
+    size_log: float = 0.2
+    age_years: float = 25.0
+    months: float = 8.0
+    other_type: float = 0.3
+    same_parcel_boost: float = 12.0
+    shrink: float = 0.8  # prior weight of "no correction" in the shrunk mean
+
+
+@dataclass
+class SaleArrays:
+    """Columns of sales (or of one subject property). Unknown facts are NaN."""
+
+    ids: np.ndarray  # str
+    day: np.ndarray  # int: days since 1970-01-01 (sale date; for a subject: the as-of date)
+    price: np.ndarray  # float (NaN for a subject)
+    lat: np.ndarray
+    lon: np.ndarray
+    living: np.ndarray
+    lot: np.ndarray
+    grade: np.ndarray
+    beds: np.ndarray
+    baths: np.ndarray
+    year_built: np.ndarray
+    waterfront: np.ndarray
+    townhouse: np.ndarray
+
+    COLUMNS = (
+        "ids",
+        "day",
+        "price",
+        "lat",
+        "lon",
+        "living",
+        "lot",
+        "grade",
+        "beds",
+        "baths",
+        "year_built",
+        "waterfront",
+        "townhouse",
+    )
+
+    def __len__(self) -> int:
+        return len(self.day)
+
+    def take(self, idx: Any) -> SaleArrays:
+        return SaleArrays(**{c: getattr(self, c)[idx] for c in self.COLUMNS})
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> SaleArrays:
+        """rows: dicts with the column names (day as int days since epoch, or a date)."""
+        out: dict[str, np.ndarray] = {}
+        for c in cls.COLUMNS:
+            values = [r.get(c) for r in rows]
+            if c == "ids":
+                out[c] = np.array([str(v) for v in values], dtype=object)
+            elif c == "day":
+                out[c] = np.array([to_day(v) for v in values], dtype=np.int64)
+            else:
+                out[c] = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+        return cls(**out)
+
+
+def to_day(value: Any) -> int:
+    """A date (or an int already) as days since 1970-01-01."""
+    if isinstance(value, int | np.integer):
+        return int(value)
+    return int(np.datetime64(value, "D").astype(np.int64))
+
+
+def day_to_date(day: int) -> Any:
+    return np.datetime64(int(day), "D").astype(object)
+
+
+def _frac_month(day: np.ndarray) -> np.ndarray:
+    d = np.asarray(day).astype("datetime64[D]")
+    m = d.astype("datetime64[M]")
+    start = m.astype("datetime64[D]")
+    length = (m + 1).astype("datetime64[D]") - start
+    return m.astype(np.int64) + (d - start).astype(np.int64) / length.astype(np.int64)
+
+
+def _year(day: np.ndarray) -> np.ndarray:
+    return np.asarray(day).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def haversine_miles(lat1: Any, lon1: Any, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dphi = p2 - p1
+    dlmb = np.radians(lon2 - lon1)
+    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
+    return 2 * EARTH_RADIUS_MILES * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+# --- 1. Price index -------------------------------------------------------------------------------
+
+
+@dataclass
+class PriceIndex:
+    """Monthly log price index; `at(day)` interpolates and extrapolates a damped recent trend."""
+
+    first_month: int  # months since 1970-01
+    log_index: np.ndarray  # one per month, 0 at the first month
+    slope: float  # log change per month at the end (from the last months' trend)
+    damping: float = 0.5
+    max_extrapolation_months: float = 6.0  # beyond that the index stays flat: no guessing a trend
+
+    @property
+    def last_month(self) -> int:
+        return self.first_month + len(self.log_index) - 1
+
+    def at(self, day: Any) -> np.ndarray:
+        fm = _frac_month(np.atleast_1d(day)) - 0.5  # month values sit at mid-month
+        x = np.arange(len(self.log_index)) + self.first_month
+        inside = np.interp(fm, x, self.log_index)
+        beyond = fm - self.last_month
+        tail = self.log_index[-1] + self.slope * self.damping * np.clip(beyond, 0, self.max_extrapolation_months)
+        return np.where(beyond > 0, tail, inside)
+
+
+def fit_price_index(sales: SaleArrays, cell_deg: float = 0.02) -> PriceIndex:
+    """Hedonic time-dummy regression: log price ~ month + location cell + facts (least squares)."""
+    month = sales.day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    first, last = int(month.min()), int(month.max())
+    n_months = last - first + 1
+    cells = np.floor(sales.lat / cell_deg).astype(np.int64) * 10_000 + np.floor(sales.lon / cell_deg).astype(np.int64)
+    _, cell_idx = np.unique(cells, return_inverse=True)
+    n_cells = int(cell_idx.max()) + 1
+    age = _year(sales.day) - sales.year_built
+    facts = np.column_stack(
+        [
+            np.log(sales.living),
+            np.log(np.nan_to_num(sales.lot, nan=5000.0)),
+            np.nan_to_num(sales.grade, nan=7.0),
+            np.nan_to_num(age, nan=60.0) / 100,
+            (np.nan_to_num(age, nan=60.0) / 100) ** 2,
+            np.nan_to_num(sales.beds, nan=3.0),
+            np.nan_to_num(sales.baths, nan=2.0),
+            np.nan_to_num(sales.waterfront, nan=0.0),
+            np.nan_to_num(sales.townhouse, nan=0.0),
+        ]
+    )
+    n = len(sales)
+    x = np.zeros((n, n_months + n_cells + facts.shape[1]))
+    x[np.arange(n), month - first] = 1.0  # month dummies (no intercept: they carry it)
+    x[np.arange(n), n_months + cell_idx] = 1.0
+    x[:, n_months + n_cells :] = facts
+    # Drop the first cell (collinear with the month dummies) and add a tiny ridge for empty months.
+    keep = np.ones(x.shape[1], dtype=bool)
+    keep[n_months] = False
+    x = x[:, keep]
+    y = np.log(sales.price)
+    ridge = 1e-3
+    xtx = x.T @ x + ridge * np.eye(x.shape[1])
+    coef = np.linalg.solve(xtx, x.T @ y)
+    months = coef[:n_months]
+    counts = np.bincount(month - first, minlength=n_months)
+    # Months without sales take their neighbours' value.
+    have = counts > 0
+    months = np.interp(np.arange(n_months), np.flatnonzero(have), months[have])
+    smooth = _smooth(months, counts)
+    tail = min(6, n_months)
+    slope = float(np.polyfit(np.arange(tail), smooth[-tail:], 1)[0]) if tail >= 3 else 0.0
+    return PriceIndex(first_month=first, log_index=smooth - smooth[0], slope=slope)
+
+
+def _smooth(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Count-weighted local linear smoothing over +-2 months (no lag at the ends, unlike a moving mean)."""
+    n = len(values)
+    out = np.empty(n)
+    for i in range(n):
+        lo, hi = max(0, i - 2), min(n, i + 3)
+        xs = np.arange(lo, hi) - i
+        w = np.maximum(counts[lo:hi], 1).astype(float)
+        if hi - lo >= 3:
+            a = np.vstack([np.ones_like(xs), xs]).T * np.sqrt(w)[:, None]
+            beta = np.linalg.lstsq(a, values[lo:hi] * np.sqrt(w), rcond=None)[0]
+            out[i] = beta[0]
+        else:
+            out[i] = np.average(values[lo:hi], weights=w)
+    return out
+
+
+# --- 2. Learned model -----------------------------------------------------------------------------
+
+FEATURE_NAMES = (
+    "lat",
+    "lon",
+    "rot30",
+    "rot60",
+    "rot120",
+    "rot150",
+    "log_living",
+    "log_lot",
+    "grade",
+    "beds",
+    "baths",
+    "age",
+    "waterfront",
+    "townhouse",
+)
+
+
+def feature_matrix(s: SaleArrays) -> np.ndarray:
+    """Model features of each row at its own `day` (age is age at that day)."""
+    x = (s.lon - LON0) * COS_LAT0 * 69.0
+    y = (s.lat - LAT0) * 69.0
+    rots = [x * math.cos(math.radians(t)) + y * math.sin(math.radians(t)) for t in (30, 60, 120, 150)]
+    age = _year(s.day) - s.year_built
+    return np.column_stack(
+        [
+            s.lat,
+            s.lon,
+            *rots,
+            np.log(s.living),
+            np.log(s.lot),
+            s.grade,
+            s.beds,
+            s.baths,
+            age,
+            s.waterfront,
+            s.townhouse,
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    max_iter: int = 400
+    learning_rate: float = 0.06
+    max_leaf_nodes: int = 63
+    min_samples_leaf: int = 20
+    l2_regularization: float = 1.0
+    calibration_days: int = 91
+
+
+def fit_hedonic(
+    sales: SaleArrays, index: PriceIndex, params: ModelParams, seed: int = 0
+) -> HistGradientBoostingRegressor:
+    target = np.log(sales.price) - index.at(sales.day)
+    model = HistGradientBoostingRegressor(
+        max_iter=params.max_iter,
+        learning_rate=params.learning_rate,
+        max_leaf_nodes=params.max_leaf_nodes,
+        min_samples_leaf=params.min_samples_leaf,
+        l2_regularization=params.l2_regularization,
+        early_stopping=False,
+        categorical_features=None,
+        random_state=seed,
+    )
+    model.fit(feature_matrix(sales), target)
+    return model
+
+
+# --- 3. Comps and the combined estimate -----------------------------------------------------------
+
+
+@dataclass
+class Comps:
+    idx: np.ndarray  # positions in the candidate arrays, best first
+    weight: np.ndarray
+    distance: np.ndarray
+    residual: np.ndarray  # log(price) - index(day) - model(comp)
+    support: float  # sum of weights: how much comp evidence there is
+
+
+def comp_weights(subject: SaleArrays, cand: SaleArrays, as_of: int, p: CompParams) -> tuple[np.ndarray, np.ndarray]:
+    """Similarity weight and distance of every candidate (0 weight: not a comp)."""
+    dist = haversine_miles(subject.lat[0], subject.lon[0], cand.lat, cand.lon)
+    age_days = as_of - cand.day
+    eligible = (age_days > 0) & (age_days <= COMP_WINDOW_DAYS) & (dist <= COMP_RADIUS_MILES)
+    dsize = np.abs(np.log(cand.living / subject.living[0]))
+    dyear = np.abs(cand.year_built - subject.year_built[0])
+    dyear = np.where(np.isnan(dyear), 0.0, dyear)
+    other_type = (cand.townhouse != subject.townhouse[0]) & ~np.isnan(subject.townhouse[0])
+    w = np.exp(
+        -dist / p.distance_miles - dsize / p.size_log - dyear / p.age_years - age_days / (30.44 * p.months)
+    ) * np.where(other_type, p.other_type, 1.0)
+    same_parcel = (dist <= SAME_PARCEL_MILES) & (dsize <= 0.05)
+    w = np.where(same_parcel, w * p.same_parcel_boost, w)
+    return np.where(eligible, w, 0.0), dist
+
+
+def select_comps(weights: np.ndarray, k: int = COMP_MAX) -> np.ndarray:
+    nz = np.flatnonzero(weights > 0)
+    if len(nz) > k:
+        nz = nz[np.argpartition(-weights[nz], k - 1)[:k]]
+    return nz[np.argsort(-weights[nz], kind="stable")]
+
+
+def local_correction(residual: np.ndarray, weight: np.ndarray, p: CompParams) -> float:
+    if len(weight) == 0:
+        return 0.0
+    return float(np.sum(weight * residual) / (np.sum(weight) + p.shrink))
+
+
+# --- 4. Calibrated ranges -------------------------------------------------------------------------
+
+
+@dataclass
+class Calibration:
+    bias: float  # median log error of the method on the calibration months (added to estimates)
+    edges: np.ndarray  # support bucket edges
+    q_low: np.ndarray  # per bucket: 10th percentile of log error after bias
+    q_high: np.ndarray  # per bucket: 90th percentile
+    within10: np.ndarray  # per bucket: share of estimates within 10%
+    n: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def bucket(self, support: float) -> int:
+        return int(np.searchsorted(self.edges, support, side="right"))
+
+
+def fit_calibration(log_error: np.ndarray, support: np.ndarray, n_buckets: int = 4) -> Calibration:
+    bias = float(np.median(log_error))
+    e = log_error - bias
+    edges = np.quantile(support, np.linspace(0, 1, n_buckets + 1)[1:-1]) if len(support) >= 40 else np.array([])
+    b = np.searchsorted(edges, support, side="right")
+    q_low, q_high, within = [], [], []
+    for i in range(len(edges) + 1):
+        eb = e[b == i]
+        if len(eb) < 10:
+            eb = e
+        q_low.append(float(np.quantile(eb, 0.10)))
+        q_high.append(float(np.quantile(eb, 0.90)))
+        within.append(float(np.mean(np.abs(np.expm1(eb)) <= 0.10)))
+    return Calibration(
+        bias=bias,
+        edges=np.asarray(edges),
+        q_low=np.array(q_low),
+        q_high=np.array(q_high),
+        within10=np.array(within),
+        n=len(e),
+        metrics=accuracy_metrics(np.exp(log_error - bias), np.ones_like(log_error)),
+    )
+
+
+def accuracy_metrics(actual: np.ndarray, estimate: np.ndarray, low: Any = None, high: Any = None) -> dict[str, float]:
+    """The assessor's yardsticks: median APE, shares within 5/10/20%, median ratio, COD, PRD, coverage."""
+    ratio = estimate / actual
+    ape = np.abs(ratio - 1)
+    med_ratio = float(np.median(ratio))
+    out = {
+        "n": len(actual),
+        "median_ape": float(np.median(ape)),
+        "within_5": float(np.mean(ape <= 0.05)),
+        "within_10": float(np.mean(ape <= 0.10)),
+        "within_20": float(np.mean(ape <= 0.20)),
+        "median_ratio": med_ratio,
+        "cod": float(100 * np.mean(np.abs(ratio - med_ratio)) / med_ratio),
+        "prd": float(np.mean(ratio) / (np.sum(estimate) / np.sum(actual))),
+    }
+    if low is not None and high is not None:
+        out["inside_range"] = float(np.mean((actual >= low) & (actual <= high)))
+    return out
+
+
+# --- The trained bundle ---------------------------------------------------------------------------
+
+
+@dataclass
+class ValuationModel:
+    hedonic: HistGradientBoostingRegressor
+    index: PriceIndex
+    calibration: Calibration
+    comp_params: CompParams
+    model_params: ModelParams
+    trained_from: int
+    trained_to: int
+    n_train: int
+
+    def predict_log(self, s: SaleArrays) -> np.ndarray:
+        """Model value (log, in today's-index terms of each row's own day)."""
+        return self.hedonic.predict(feature_matrix(s)) + self.index.at(s.day)
+
+    def residuals(self, cand: SaleArrays) -> np.ndarray:
+        return np.log(cand.price) - self.predict_log(cand)
+
+
+@dataclass
+class Estimate:
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    model_value: float
+    correction: float
+    comps: Comps
+
+
+def estimate_one(
+    model: ValuationModel, subject: SaleArrays, cand: SaleArrays, cand_residual: np.ndarray | None = None
+) -> Estimate | None:
+    """Value `subject` (one row, day = as-of) from candidate sales. None: too few comps."""
+    as_of = int(subject.day[0])
+    weights, dist = comp_weights(subject, cand, as_of, model.comp_params)
+    idx = select_comps(weights)
+    if len(idx) < COMP_MIN:
+        return None
+    chosen = cand.take(idx)
+    residual = cand_residual[idx] if cand_residual is not None else model.residuals(chosen)
+    correction = local_correction(residual, weights[idx], model.comp_params)
+    support = float(np.sum(weights[idx]))
+    base = float(model.predict_log(subject)[0])
+    return finish_estimate(model, base, correction, support, Comps(idx, weights[idx], dist[idx], residual, support))
+
+
+def finish_estimate(model: ValuationModel, base: float, correction: float, support: float, comps: Comps) -> Estimate:
+    cal = model.calibration
+    log_est = base + correction + cal.bias
+    b = cal.bucket(support)
+    return Estimate(
+        estimate=float(np.exp(log_est)),
+        low=float(np.exp(log_est + cal.q_low[b])),
+        high=float(np.exp(log_est + cal.q_high[b])),
+        confidence=round(float(cal.within10[b]), 2),
+        model_value=float(np.exp(base)),
+        correction=correction,
+        comps=comps,
+    )
+
+
+def fit_valuation_model(
+    sales: SaleArrays,
+    model_params: ModelParams | None = None,
+    comp_params: CompParams | None = None,
+    progress: Any = None,
+) -> ValuationModel:
+    """Train on `sales` (all strictly before whatever will be valued with the result).
+
+    Calibration is walk-forward inside the data: fit on everything before the last
+    `calibration_days`, value each sale of those days with comps strictly before it, and keep the
+    errors. The shipped model is then refitted on all sales.
+    """
+    mp = model_params or ModelParams()
+    cp = comp_params or CompParams()
+    end = int(sales.day.max()) + 1
+    cut = end - mp.calibration_days
+    early = sales.day < cut
+    cal_idx = np.flatnonzero(~early)
+    if early.sum() < 200 or len(cal_idx) < 20:
+        # Too little history to hold months out: calibrate on the training sales themselves
+        # (ranges will be narrow-ish; only happens on tiny data sets such as tests).
+        early = np.ones(len(sales), dtype=bool)
+        cal_idx = np.arange(len(sales))
+    train_a = sales.take(early)
+    index_a = fit_price_index(train_a)
+    hedonic_a = fit_hedonic(train_a, index_a, mp)
+    partial = ValuationModel(
+        hedonic_a, index_a, Calibration(0.0, np.array([]), np.zeros(1), np.zeros(1), np.zeros(1), 0), cp, mp, 0, 0, 0
+    )
+    if progress:
+        progress("calibration model fitted")
+    log_error, support = walk_forward_errors(partial, sales, cal_idx)
+    calibration = fit_calibration(log_error, support)
+    if progress:
+        progress(f"calibrated on {len(log_error)} sales")
+    index = fit_price_index(sales)
+    hedonic = fit_hedonic(sales, index, mp)
+    return ValuationModel(
+        hedonic=hedonic,
+        index=index,
+        calibration=calibration,
+        comp_params=cp,
+        model_params=mp,
+        trained_from=int(sales.day.min()),
+        trained_to=int(sales.day.max()),
+        n_train=len(sales),
+    )
+
+
+def walk_forward_errors(model: ValuationModel, sales: SaleArrays, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log errors (actual vs estimate before calibration) of `sales[targets]`, each valued at its own
+    date with comps strictly before it. Targets without enough comps are skipped."""
+    from sklearn.neighbors import BallTree
+
+    residual = model.residuals(sales)
+    coords = np.radians(np.column_stack([sales.lat, sales.lon]))
+    tree = BallTree(coords, metric="haversine")
+    subjects = sales.take(targets)
+    base = model.predict_log(subjects)
+    neighbours = tree.query_radius(coords[targets], r=COMP_RADIUS_MILES / EARTH_RADIUS_MILES)
+    errors, supports = [], []
+    for j, t in enumerate(targets):
+        near = neighbours[j]
+        near = near[sales.day[near] < sales.day[t]]
+        if len(near) < COMP_MIN:
+            continue
+        cand = sales.take(near)
+        weights, _ = comp_weights(subjects.take(slice(j, j + 1)), cand, int(sales.day[t]), model.comp_params)
+        idx = select_comps(weights)
+        if len(idx) < COMP_MIN:
+            continue
+        corr = local_correction(residual[near][idx], weights[idx], model.comp_params)
+        errors.append(math.log(sales.price[t]) - (base[j] + corr))
+        supports.append(float(np.sum(weights[idx])))
+    return np.array(errors), np.array(supports)
+
+
+def arrays_from_records(records: list[dict[str, Any]]) -> SaleArrays:
+    """Sale-field dicts (Sale.values() or parsed CSV rows) -> SaleArrays."""
+    rows = [
+        {
+            "ids": r["sale_id"],
+            "day": to_day(r["sale_date"]),
+            "price": r["price"],
+            "lat": r["latitude"],
+            "lon": r["longitude"],
+            "living": r["living_area_sqft"],
+            "lot": r["lot_sqft"],
+            "grade": r["bldg_grade"],
+            "beds": r["beds"],
+            "baths": r["baths"],
+            "year_built": r["year_built"],
+            "waterfront": float(r["waterfront"]),
+            "townhouse": float(r["use_type"] == "townhouse"),
+        }
+        for r in records
+    ]
+    return SaleArrays.from_rows(rows)

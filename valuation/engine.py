@@ -1,0 +1,274 @@
+"""Valuing one property: facts -> candidates from the Sale table -> core.estimate_one -> a JSON answer.
+
+Uncached; `valuation.services.valuation_get` puts the cache and single-flight in front of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import pickle
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+
+from valuation import core
+from valuation.models import ModelVersion, Sale
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_FACTS = ("latitude", "longitude", "living_area_sqft")
+SUPPORTED_TYPES = ("sfr", "townhouse")
+METHOD = "comps+model"
+SALE_FIELDS = (
+    "sale_id",
+    "price",
+    "sale_date",
+    "latitude",
+    "longitude",
+    "living_area_sqft",
+    "lot_sqft",
+    "bldg_grade",
+    "beds",
+    "baths",
+    "year_built",
+    "waterfront",
+    "use_type",
+)
+
+
+@dataclass(frozen=True)
+class PropertyFacts:
+    """What we know about a property. Only latitude, longitude and living area are required;
+    other missing facts are filled from the nearest similar sales (and reported as `imputed`)."""
+
+    latitude: float | None = None
+    longitude: float | None = None
+    living_area_sqft: int | None = None
+    beds: int | None = None
+    baths: float | None = None
+    year_built: int | None = None
+    lot_sqft: int | None = None
+    property_type: str | None = None
+    building_grade: int | None = None
+    waterfront: bool | None = None
+
+    def normalised(self) -> PropertyFacts:
+        """Rounded so that the same house typed twice is the same cache key (~1 m, 0.25 bath)."""
+        return PropertyFacts(
+            latitude=None if self.latitude is None else round(float(self.latitude), 5),
+            longitude=None if self.longitude is None else round(float(self.longitude), 5),
+            living_area_sqft=None if self.living_area_sqft is None else int(self.living_area_sqft),
+            beds=None if self.beds is None else int(self.beds),
+            baths=None if self.baths is None else round(float(self.baths) * 4) / 4,
+            year_built=None if self.year_built is None else int(self.year_built),
+            lot_sqft=None if self.lot_sqft is None else int(self.lot_sqft),
+            property_type=(self.property_type or None) and str(self.property_type).lower(),
+            building_grade=None if self.building_grade is None else int(self.building_grade),
+            waterfront=None if self.waterfront is None else bool(self.waterfront),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- Model versions: which model values an as-of date, loaded once per process -------------------
+
+_lock = threading.Lock()
+_versions: tuple[float, list[tuple[int, dt.date]]] = (0.0, [])
+_loaded: dict[int, core.ValuationModel] = {}
+
+
+def forget_versions() -> None:
+    """Drop the memo of model versions (training calls this; other processes notice within
+    VALUATION_MODEL_CHECK_SECONDS)."""
+    global _versions
+    with _lock:
+        _versions = (0.0, [])
+
+
+def model_versions() -> list[tuple[int, dt.date]]:
+    """Active versions, newest first, as (id, trained_to); memoised for a few seconds per process."""
+    global _versions
+    expires, versions = _versions
+    now = time.monotonic()
+    if now < expires:
+        return versions
+    versions = list(ModelVersion.objects.filter(is_active=True).order_by("-id").values_list("id", "trained_to"))
+    with _lock:
+        _versions = (now + settings.VALUATION_MODEL_CHECK_SECONDS, versions)
+    return versions
+
+
+def model_version_for(as_of: dt.date) -> int | None:
+    """The newest model trained only on sales strictly before `as_of` (no peeking at later sales)."""
+    for version_id, trained_to in model_versions():
+        if trained_to < as_of:
+            return version_id
+    return None
+
+
+def load_model(version_id: int) -> core.ValuationModel:
+    model = _loaded.get(version_id)
+    if model is None:
+        blob = ModelVersion.objects.values_list("blob", flat=True).get(id=version_id)
+        model = pickle.loads(bytes(blob))  # our own training wrote it (see ModelVersion)
+        with _lock:
+            if len(_loaded) >= 3:
+                _loaded.pop(min(_loaded))
+            _loaded[version_id] = model
+    return model
+
+
+# --- Valuing ---------------------------------------------------------------------------------
+
+
+def insufficient(detail: str, *, as_of: dt.date, model_version: int | None, missing: list[str] | None = None) -> dict:
+    return {
+        "status": "insufficient_data",
+        "detail": detail,
+        "missing": missing or [],
+        "estimate": None,
+        "low": None,
+        "high": None,
+        "confidence": None,
+        "comps": [],
+        "method": METHOD,
+        "as_of": as_of.isoformat(),
+        "model_version": model_version,
+    }
+
+
+def candidate_sales(facts: PropertyFacts, as_of: dt.date) -> list[dict[str, Any]]:
+    """Sales strictly before `as_of`, inside the comp window, in a box around the property."""
+    dlat = core.COMP_RADIUS_MILES / 69.0
+    dlon = core.COMP_RADIUS_MILES / (69.0 * max(0.05, math.cos(math.radians(facts.latitude))))
+    return list(
+        Sale.objects.filter(
+            latitude__range=(facts.latitude - dlat, facts.latitude + dlat),
+            longitude__range=(facts.longitude - dlon, facts.longitude + dlon),
+            sale_date__lt=as_of,
+            sale_date__gte=as_of - dt.timedelta(days=core.COMP_WINDOW_DAYS),
+        ).values(*SALE_FIELDS)
+    )
+
+
+def _impute(facts: PropertyFacts, cand: core.SaleArrays) -> tuple[dict[str, float], dict[str, Any]]:
+    """Subject columns, with missing facts taken from the 15 nearest similar-sized sales."""
+    dist = core.haversine_miles(facts.latitude, facts.longitude, cand.lat, cand.lon)
+    score = dist / 0.25 + np.abs(np.log(cand.living / facts.living_area_sqft)) / 0.2
+    near = np.argsort(score)[:15]
+    imputed: dict[str, Any] = {}
+
+    def fill(name: str, value: Any, column: np.ndarray, rounding: float) -> float:
+        if value is not None:
+            return float(value)
+        guess = float(np.round(np.median(column[near]) / rounding) * rounding)
+        imputed[name] = int(guess) if rounding >= 1 else guess
+        return guess
+
+    townhouse = None if facts.property_type is None else float(facts.property_type == "townhouse")
+    subject = {
+        "beds": fill("beds", facts.beds, cand.beds, 1),
+        "baths": fill("baths", facts.baths, cand.baths, 0.25),
+        "year_built": fill("year_built", facts.year_built, cand.year_built, 1),
+        "lot": fill("lot_sqft", facts.lot_sqft, cand.lot, 1),
+        "grade": fill("building_grade", facts.building_grade, cand.grade, 1),
+        "waterfront": 0.0 if facts.waterfront is None else float(facts.waterfront),
+        "townhouse": fill("property_type", townhouse, cand.townhouse, 1),
+    }
+    if "property_type" in imputed:
+        imputed["property_type"] = "townhouse" if imputed["property_type"] else "sfr"
+    return subject, imputed
+
+
+COMPUTATIONS = 0  # how many valuations this process computed (the cache tests and ops read it)
+
+
+def value_property(facts: PropertyFacts, as_of: dt.date, version_id: int | None) -> dict[str, Any]:
+    """The valuation of `facts` as of `as_of` with model `version_id` (uncached)."""
+    global COMPUTATIONS
+    COMPUTATIONS += 1
+    missing = [name for name in REQUIRED_FACTS if getattr(facts, name) is None]
+    if missing:
+        return insufficient(
+            f"need at least latitude, longitude and living_area_sqft; missing: {', '.join(missing)}",
+            as_of=as_of,
+            model_version=version_id,
+            missing=missing,
+        )
+    if facts.property_type is not None and facts.property_type not in SUPPORTED_TYPES:
+        return insufficient(
+            f"only single-family homes and townhouses can be valued, not {facts.property_type!r}",
+            as_of=as_of,
+            model_version=version_id,
+        )
+    if version_id is None:
+        return insufficient(
+            f"no valuation model trained on sales before {as_of.isoformat()}", as_of=as_of, model_version=None
+        )
+    model = load_model(version_id)
+    records = candidate_sales(facts, as_of)
+    too_few = insufficient(
+        f"fewer than {core.COMP_MIN} comparable sales within {core.COMP_RADIUS_MILES:g} mile in the "
+        f"{core.COMP_WINDOW_DAYS // 365} years before {as_of.isoformat()}",
+        as_of=as_of,
+        model_version=version_id,
+    )
+    if len(records) < core.COMP_MIN:
+        return too_few
+    cand = core.arrays_from_records(records)
+    columns, imputed = _impute(facts, cand)
+    subject = core.SaleArrays(
+        ids=np.array(["subject"], dtype=object),
+        day=np.array([core.to_day(as_of)]),
+        price=np.array([np.nan]),
+        lat=np.array([facts.latitude]),
+        lon=np.array([facts.longitude]),
+        living=np.array([float(facts.living_area_sqft)]),
+        **{k: np.array([v]) for k, v in columns.items()},
+    )
+    est = core.estimate_one(model, subject, cand)
+    if est is None:
+        return too_few
+    base_log = math.log(est.model_value)
+    comps = []
+    for pos, weight, dist, residual in zip(
+        est.comps.idx, est.comps.weight, est.comps.distance, est.comps.residual, strict=True
+    ):
+        record = records[pos]
+        comps.append(
+            {
+                "sale_id": record["sale_id"],
+                "price": record["price"],
+                "date": record["sale_date"].isoformat(),
+                "distance_miles": round(float(dist), 2),
+                "living_area_sqft": record["living_area_sqft"],
+                "beds": record["beds"],
+                "baths": record["baths"],
+                "year_built": record["year_built"],
+                # What this sale says the subject is worth, after time and feature adjustment.
+                "indicated_value": int(round(math.exp(base_log + residual), -2)),
+                "weight": round(float(weight / est.comps.support), 3),
+            }
+        )
+    return {
+        "status": "ok",
+        "detail": None,
+        "missing": [],
+        "estimate": int(round(est.estimate, -3)),
+        "low": int(round(est.low, -3)),
+        "high": int(round(est.high, -3)),
+        "confidence": est.confidence,
+        "comps": comps,
+        "method": METHOD,
+        "as_of": as_of.isoformat(),
+        "model_version": version_id,
+        "model_value": int(round(est.model_value, -3)),
+        "imputed": imputed,
+    }

@@ -1,0 +1,293 @@
+"""Valuation services: importing sales, training models, cached valuations, valuing leads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import pickle
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from valuation import core, engine
+from valuation.csvformat import read_sales_csv
+from valuation.engine import PropertyFacts
+from valuation.models import ModelVersion, Sale, Valuation, ValuationStatus
+
+logger = logging.getLogger(__name__)
+
+IMPORT_BATCH = 2000
+MIN_TRAIN_SALES = 50
+LOCK_SECONDS = 30  # a computation that takes longer than this loses its lock (never blocks forever)
+LOCK_WAIT_SECONDS = 10.0
+LOCK_POLL_SECONDS = 0.02
+TRAIN_LOCK_KEY = "valuation:training"
+
+
+class TrainingError(Exception):
+    pass
+
+
+# --- Import --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _upsert(batch: list[Sale]) -> None:
+    update_fields = [f.name for f in Sale._meta.concrete_fields if f.name not in ("id", "sale_id", "imported_at")]
+    with transaction.atomic():
+        Sale.objects.bulk_create(batch, update_conflicts=True, unique_fields=["sale_id"], update_fields=update_fields)
+
+
+def sales_import(*, path: str | Path, progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Upsert the sales of a CSV file by sale_id (running it twice changes nothing).
+
+    Bad rows are reported with their line numbers and skipped; good rows are kept. A sale_id
+    repeated within the file keeps its first row and reports the others.
+    """
+    report = ImportReport()
+    before = Sale.objects.count()
+    seen: dict[str, int] = {}
+    batch: list[Sale] = []
+    for line, fields, error in read_sales_csv(path):
+        report.rows += 1
+        if progress:
+            progress(1)
+        if error is not None:
+            report.errors.append((line, error))
+            continue
+        assert fields is not None
+        first = seen.setdefault(fields["sale_id"], line)
+        if first != line:
+            report.errors.append((line, f"duplicate sale_id {fields['sale_id']} (first on line {first})"))
+            continue
+        batch.append(Sale(**fields))
+        if len(batch) >= IMPORT_BATCH:
+            _upsert(batch)
+            batch = []
+    if batch:
+        _upsert(batch)
+    report.created = Sale.objects.count() - before
+    report.updated = len(seen) - report.created
+    return report
+
+
+# --- Training ------------------------------------------------------------------------------------
+
+
+def model_train(*, progress: Callable[[str], None] | None = None) -> ModelVersion:
+    """Train a model on every sale in the table and make it the active version."""
+    started = time.monotonic()
+    records = list(Sale.objects.values(*engine.SALE_FIELDS))
+    if len(records) < MIN_TRAIN_SALES:
+        raise TrainingError(f"need at least {MIN_TRAIN_SALES} sales to train, have {len(records)}")
+    sales = core.arrays_from_records(records)
+    if progress:
+        progress(f"training on {len(records)} sales")
+    model = core.fit_valuation_model(sales, progress=progress)
+    metrics = {k: round(v, 4) if isinstance(v, float) else v for k, v in model.calibration.metrics.items()}
+    metrics["interval_log_width"] = [
+        round(h - lo, 4) for lo, h in zip(model.calibration.q_low, model.calibration.q_high, strict=True)
+    ]
+    version = ModelVersion.objects.create(
+        trained_from=core.day_to_date(model.trained_from),
+        trained_to=core.day_to_date(model.trained_to),
+        n_train=model.n_train,
+        metrics=metrics,
+        params={"model": model.model_params.__dict__, "comps": model.comp_params.__dict__},
+        training_seconds=round(time.monotonic() - started, 2),
+        blob=pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL),
+    )
+    # The new version is part of every cache key, so older answers are simply never read again.
+    engine.forget_versions()
+    return version
+
+
+def model_retrain_if_due() -> ModelVersion | None:
+    """Train when there is no model yet, or when enough sales newer than the model have arrived."""
+    latest = ModelVersion.objects.filter(is_active=True).order_by("-id").first()
+    if latest is None:
+        due = Sale.objects.count() >= MIN_TRAIN_SALES
+    else:
+        due = Sale.objects.filter(sale_date__gt=latest.trained_to).count() >= settings.VALUATION_RETRAIN_MIN_NEW_SALES
+    if not due:
+        return None
+    # One training at a time across all workers.
+    if not cache.add(TRAIN_LOCK_KEY, timezone.now().isoformat(), timeout=settings.CELERY_TASK_TIME_LIMIT):
+        return None
+    try:
+        return model_train()
+    finally:
+        cache.delete(TRAIN_LOCK_KEY)
+
+
+# --- Valuing (cached, single-flight) --------------------------------------------------------------
+
+
+def default_as_of() -> dt.date:
+    if settings.VALUATION_DEFAULT_AS_OF:
+        return dt.date.fromisoformat(settings.VALUATION_DEFAULT_AS_OF)
+    return timezone.localdate()
+
+
+def valuation_cache_key(facts: PropertyFacts, as_of: dt.date, version_id: int | None) -> str:
+    canonical = json.dumps(facts.normalised().as_dict(), sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return f"valuation:v{version_id or 0}:{as_of.isoformat()}:{digest}"
+
+
+def valuation_get(*, facts: PropertyFacts, as_of: dt.date | None = None) -> dict[str, Any]:
+    """The valuation of `facts` as of `as_of` (default today), from the cache when possible.
+
+    Concurrent requests for the same property compute once: the first takes a short lock
+    (cache.add), the others poll for its answer and compute themselves only if it never comes.
+    """
+    as_of = as_of or default_as_of()
+    facts = facts.normalised()
+    version_id = engine.model_version_for(as_of)
+    key = valuation_cache_key(facts, as_of, version_id)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    lock_key = f"{key}:lock"
+    if not cache.add(lock_key, uuid.uuid4().hex, timeout=LOCK_SECONDS):
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(LOCK_POLL_SECONDS)
+            cached = cache.get(key)
+            if cached is not None:
+                return cached
+        logger.warning("valuation lock %s not released in %.0fs; computing anyway", lock_key, LOCK_WAIT_SECONDS)
+    try:
+        result = engine.value_property(facts, as_of, version_id)
+        cache.set(key, result, timeout=settings.VALUATION_CACHE_SECONDS)
+    finally:
+        cache.delete(lock_key)
+    return result
+
+
+# --- Leads -----------------------------------------------------------------------------------------
+
+
+def lead_facts(lead: Any) -> PropertyFacts:
+    return PropertyFacts(
+        latitude=lead.latitude,
+        longitude=lead.longitude,
+        living_area_sqft=lead.living_area_sqft,
+        beds=lead.beds,
+        baths=None if lead.baths is None else float(lead.baths),
+        year_built=lead.year_built,
+        lot_sqft=lead.lot_sqft,
+        property_type=lead.property_type or None,
+    )
+
+
+def _lead_geocode(lead: Any) -> None:
+    """Fill a lead's missing coordinates from its address when a geocoder is configured."""
+    from leads.models import Lead
+    from valuation.geocoding import get_geocoder
+
+    geocoder = get_geocoder()
+    if geocoder is None or lead.latitude is not None or not lead.address:
+        return
+    point = geocoder.geocode(lead.address)
+    if point is None:
+        return
+    Lead.objects.filter(id=lead.id, latitude__isnull=True).update(latitude=point[0], longitude=point[1])
+    lead.latitude, lead.longitude = point
+
+
+def _money(value: int) -> str:
+    return f"${value:,}"
+
+
+def lead_value(*, lead_id: uuid.UUID | str, as_of: dt.date | None = None) -> Valuation | None:
+    """Value a lead, store it, put it on the timeline and post `valuation_ready`.
+
+    Idempotent: a lead that already has a valuation keeps it (no second timeline entry or
+    message). A lead that could not be valued before is tried again (staff may have added facts).
+    """
+    from leads.models import Lead
+    from leads.services import lead_timeline_add
+    from notifications.services import notify
+
+    lead = Lead.objects.filter(id=lead_id).first()
+    if lead is None:
+        logger.warning("lead %s not found; nothing to value", lead_id)
+        return None
+    existing = Valuation.objects.filter(lead_id=lead.id).first()
+    if existing is not None and existing.status == ValuationStatus.OK:
+        return existing
+    _lead_geocode(lead)
+    result = valuation_get(facts=lead_facts(lead), as_of=as_of)
+    ok = result["status"] == "ok"
+    with transaction.atomic():
+        # The lead row lock serialises two workers valuing the same lead.
+        Lead.objects.select_for_update().filter(id=lead.id).first()
+        existing = Valuation.objects.filter(lead_id=lead.id).first()
+        if existing is not None and (existing.status == ValuationStatus.OK or not ok):
+            return existing
+        valuation, _ = Valuation.objects.update_or_create(
+            lead_id=lead.id,
+            defaults={
+                "status": result["status"],
+                "estimate": result["estimate"],
+                "low": result["low"],
+                "high": result["high"],
+                "confidence": result["confidence"],
+                "as_of": dt.date.fromisoformat(result["as_of"]),
+                "model_version_id": result["model_version"],
+                "result": result,
+                "comps": result["comps"],
+            },
+        )
+        summary = {k: result[k] for k in ("status", "estimate", "low", "high", "confidence", "as_of", "model_version")}
+        if ok:
+            lead_timeline_add(
+                lead_id=lead.id,
+                kind="valuation",
+                message=(
+                    f"Valued at {_money(result['estimate'])} ({_money(result['low'])}–{_money(result['high'])}), "
+                    f"confidence {result['confidence']:.0%}, {len(result['comps'])} comps"
+                ),
+                data=summary,
+            )
+            notify(
+                event_type="valuation_ready",
+                context={
+                    "lead_id": str(lead.id),
+                    "address": lead.address,
+                    "estimate": result["estimate"],
+                    "low": result["low"],
+                    "high": result["high"],
+                    "confidence": result["confidence"],
+                    "as_of": result["as_of"],
+                    "comps": len(result["comps"]),
+                },
+                key=f"lead:{lead.id}:valuation_ready",
+                lead_id=lead.id,
+            )
+        else:
+            lead_timeline_add(
+                lead_id=lead.id,
+                kind="valuation",
+                message=f"Not valued: {result['detail']}"[:500],
+                data={**summary, "detail": result["detail"], "missing": result["missing"]},
+            )
+    return valuation
