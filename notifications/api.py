@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import Field
 
@@ -29,11 +29,11 @@ class AlertOut(Schema):
 
 
 @router.post("/alerts", auth=api_key("alerts:create"), response={201: AlertOut, 200: AlertOut})
-def alerts_create(request: HttpRequest, payload: AlertIn) -> tuple[int, dict]:
+def alerts_create(request: HttpRequest, payload: AlertIn) -> Status:
     """Post an alert to Slack. Identical alerts (message, severity, source) within 10 minutes of the
     first are collapsed: 200 with the running count instead of another message."""
     alert, created = alert_raise(message=payload.message, severity=payload.severity, source=payload.source)
-    return (201 if created else 200), {"id": alert.pk, "count": alert.count, "collapsed": not created}
+    return Status(201 if created else 200, {"id": alert.pk, "count": alert.count, "collapsed": not created})
 
 
 class StripeAck(Schema):

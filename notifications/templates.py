@@ -175,13 +175,18 @@ def alert(context: dict[str, Any]) -> Rendered:
     return text, [slack.section(line), slack.context(" · ".join(meta))]
 
 
+def _by_count(counts: dict[str, int] | None) -> list[tuple[str, int]]:
+    # Biggest first (JSON objects in PostgreSQL do not keep their key order).
+    return sorted((counts or {}).items(), key=lambda kv: (-int(kv[1] or 0), str(kv[0])))
+
+
 def daily_digest(context: dict[str, Any]) -> Rendered:
     line = f"📅 *Daily digest* {_get(context, 'date')}".rstrip()
     leads = context.get("leads") or {}
     payments = context.get("payments") or {}
     deliveries = context.get("deliveries") or {}
-    by_source = ", ".join(f"{escape(k or 'unknown')}: {v}" for k, v in (leads.get("by_source") or {}).items())
-    by_status = ", ".join(f"{escape(k)}: {v}" for k, v in (leads.get("by_status") or {}).items())
+    by_source = ", ".join(f"{escape(k or 'unknown')}: {v}" for k, v in _by_count(leads.get("by_source")))
+    by_status = ", ".join(f"{escape(k)}: {v}" for k, v in _by_count(leads.get("by_status")))
     lines = [
         f"*Leads:* {leads.get('total', 0)}" + (f" ({by_source})" if by_source else ""),
         f"*By status:* {by_status or '—'}",
