@@ -117,7 +117,7 @@ class CentralLogHandler(logging.Handler):
         self._stopping = False
         self._backoff_until = 0.0
         self._backoff = 0.0
-        self._dropped_reported = 0
+        self._dropped_reported = STATS["dropped"]  # report only what is dropped from now on
         _HANDLERS.add(self)
 
     # --- the caller's side: must stay cheap ---------------------------------------------------
@@ -177,6 +177,7 @@ class CentralLogHandler(logging.Handler):
             self._busy = False
             self._stopping = False
             self._flusher_ident = None
+            self._dropped_reported = STATS["dropped"]
             self._thread = threading.Thread(target=self._run, name="central-log-flusher", daemon=True)
             self._pid = pid
             self._thread.start()
@@ -327,6 +328,14 @@ class CentralLogHandler(logging.Handler):
     def close(self) -> None:
         self.stop()
         super().close()
+
+
+def _reset_stats_in_child() -> None:
+    # A forked child starts with its parent's counters; they are per process.
+    STATS.update(queued=0, written=0, dropped=0, failed_batches=0, last_error="", last_error_at=None)
+
+
+os.register_at_fork(after_in_child=_reset_stats_in_child)
 
 
 def flush_all(timeout: float = 3.0) -> None:

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from leads.models import Lead
+from logs.selectors import lead_journey_url
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    user = django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+    client.force_login(user)
+    return client
+
+
+def _messages(response) -> list[str]:
+    assert response.status_code == 200
+    return re.findall(r'<td class="field-short_message">(.*?)</td>', response.content.decode())
+
+
+@pytest.mark.django_db
+def test_admin_list_filters_by_level_service_request_and_text(admin_client, make_entry):
+    make_entry("first step", time=T0, request_id="req-cccc-0003")
+    make_entry(
+        "second step failed",
+        time=T0 + timedelta(seconds=1),
+        level=logging.ERROR,
+        service="worker",
+        request_id="req-cccc-0003",
+    )
+    make_entry("unrelated", time=T0 + timedelta(seconds=2))
+    url = "/admin/logs/logentry/"
+    assert _messages(admin_client.get(url)) == ["unrelated", "second step failed", "first step"]
+    assert _messages(admin_client.get(url, {"level": "40"})) == ["second step failed"]
+    assert _messages(admin_client.get(url, {"service": "worker"})) == ["second step failed"]
+    assert _messages(admin_client.get(url, {"request_id": "req-cccc-0003"})) == ["second step failed", "first step"]
+    assert _messages(admin_client.get(url, {"q": "step"})) == ["second step failed", "first step"]
+
+
+@pytest.mark.django_db
+def test_admin_list_never_counts_the_whole_table(admin_client, make_entry):
+    make_entry("one", time=T0)
+    with CaptureQueriesContext(connection) as queries:
+        admin_client.get("/admin/logs/logentry/", {"q": "one"})
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT 10001" in sql for sql in counts), counts
+
+
+@pytest.mark.django_db
+def test_a_leads_journey_link_shows_its_entries_and_its_intake_request(admin_client, make_entry):
+    lead = Lead.objects.create(name="Pat Seller", request_id="req-intake-0004")
+    make_entry("POST /api/leads 201", time=T0, request_id="req-intake-0004")
+    make_entry("valued", time=T0 + timedelta(seconds=1), request_id="req-later-0005", lead_id=str(lead.pk))
+    make_entry("someone else", time=T0 + timedelta(seconds=2), request_id="req-other-0006")
+    url = lead_journey_url(lead.pk)
+    assert url == f"/admin/logs/logentry/?journey={lead.pk}"
+    assert _messages(admin_client.get(url)) == ["valued", "POST /api/leads 201"]
+
+
+@pytest.mark.django_db
+def test_log_entries_are_read_only_in_the_admin(admin_client, make_entry):
+    entry = make_entry("fixed", time=T0)
+    assert admin_client.get("/admin/logs/logentry/add/").status_code == 403
+    assert admin_client.get(f"/admin/logs/logentry/{entry.pk}/delete/").status_code == 403
+    response = admin_client.post(f"/admin/logs/logentry/{entry.pk}/change/", {"message": "changed"})
+    assert response.status_code == 403
+    entry.refresh_from_db()
+    assert entry.message == "fixed"

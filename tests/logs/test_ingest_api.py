@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+from logs.models import LogEntry
+
+
+def _post(client, key: str, body: object, **headers: str):
+    return client.post(
+        "/api/logs", data=json.dumps(body), content_type="application/json", HTTP_X_API_KEY=key, **headers
+    )
+
+
+def _entry(**fields: object) -> dict:
+    return {
+        "timestamp": "2026-01-02T03:04:05.123456Z",
+        "level": "info",
+        "service": "pricing-service",
+        "message": "quote computed",
+        **fields,
+    }
+
+
+@pytest.mark.django_db
+def test_good_entries_are_stored_and_bad_ones_rejected_each_with_its_reason(client, make_api_key):
+    key = make_api_key("logs:write", name="pricing")
+    response = _post(
+        client,
+        key,
+        {
+            "entries": [
+                _entry(event="quote.done", context={"quote": 12}, request_id="req-12345678", lead_id="lead-1"),
+                _entry(level="loud"),
+                "not an object",
+                _entry(level=40, timestamp="2026-01-02T03:04:06", message="failed"),
+                _entry(request_id="bad id with spaces", service=""),
+                _entry(colour="blue"),
+            ]
+        },
+    )
+    assert response.status_code == 202
+    assert response.json() == {
+        "accepted": 2,
+        "rejected": [
+            {
+                "index": 1,
+                "errors": [
+                    {"field": "level", "message": "Value error, level must be debug, info, warning, error or critical"}
+                ],
+            },
+            {
+                "index": 2,
+                "errors": [
+                    {"field": "entry", "message": "Input should be a valid dictionary or instance of LogEntryIn"}
+                ],
+            },
+            {
+                "index": 4,
+                "errors": [
+                    {"field": "service", "message": "String should have at least 1 character"},
+                    {
+                        "field": "request_id",
+                        "message": "Value error, request_id must be 8-128 characters of letters, digits and . _ : -",
+                    },
+                ],
+            },
+            {"index": 5, "errors": [{"field": "colour", "message": "Extra inputs are not permitted"}]},
+        ],
+    }
+    rows = list(
+        LogEntry.objects.order_by("time").values(
+            "time", "level", "level_name", "service", "logger", "event", "message", "context", "request_id", "lead_id"
+        )
+    )
+    assert rows == [
+        {
+            "time": datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
+            "level": logging.INFO,
+            "level_name": "INFO",
+            "service": "pricing-service",
+            "logger": "api:pricing",
+            "event": "quote.done",
+            "message": "quote computed",
+            "context": {"quote": 12},
+            "request_id": "req-12345678",
+            "lead_id": "lead-1",
+        },
+        {
+            "time": datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC),
+            "level": logging.ERROR,
+            "level_name": "ERROR",
+            "service": "pricing-service",
+            "logger": "api:pricing",
+            "event": "",
+            "message": "failed",
+            "context": {},
+            "request_id": "",
+            "lead_id": "",
+        },
+    ]
+
+
+@pytest.mark.django_db
+def test_a_batch_of_more_than_1000_entries_is_413_and_nothing_is_stored(client, make_api_key):
+    key = make_api_key("logs:write")
+    response = _post(client, key, {"entries": [_entry()] * 1001})
+    assert response.status_code == 413
+    assert response.json() == {"detail": "too many entries: 1001, at most 1000 per batch"}
+    assert LogEntry.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_exactly_1000_entries_are_accepted(client, make_api_key):
+    key = make_api_key("logs:write")
+    response = _post(client, key, {"entries": [_entry(message=f"line {i}") for i in range(1000)]})
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 1000, "rejected": []}
+    assert LogEntry.objects.count() == 1000
+
+
+@pytest.mark.django_db
+def test_a_body_over_1_mb_is_413(client, make_api_key):
+    key = make_api_key("logs:write")
+    body = {"entries": [_entry(message="x" * 9_000) for _ in range(120)]}  # ~1.1 MB, under 1,000 entries
+    assert len(json.dumps(body)) > 1024 * 1024
+    response = _post(client, key, body)
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith("request body too large")
+    assert LogEntry.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_ingest_needs_the_logs_write_scope(client, make_api_key):
+    assert _post(client, "ls_nope_nope", {"entries": [_entry()]}).status_code == 401
+    assert _post(client, make_api_key("logs:read"), {"entries": [_entry()]}).status_code == 403
+    assert LogEntry.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_timestamps_far_in_the_future_are_rejected(client, make_api_key):
+    response = _post(client, make_api_key("logs:write"), {"entries": [_entry(timestamp="2999-01-01T00:00:00Z")]})
+    assert response.status_code == 202
+    assert response.json() == {
+        "accepted": 0,
+        "rejected": [
+            {
+                "index": 0,
+                "errors": [
+                    {"field": "timestamp", "message": "Value error, timestamp is more than an hour in the future"}
+                ],
+            }
+        ],
+    }

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def entries(make_entry):
+    return {
+        "a": make_entry(
+            "lead received from the website form",
+            time=T0,
+            request_id="req-aaaa-0001",
+            lead_id="L1",
+            event="lead.created",
+        ),
+        "b": make_entry(
+            "valuation finished for the property",
+            time=T0 + timedelta(seconds=1),
+            service="worker",
+            request_id="req-aaaa-0001",
+            lead_id="L1",
+        ),
+        "c": make_entry(
+            "slack post failed: channel_not_found",
+            time=T0 + timedelta(seconds=2),
+            service="worker",
+            level=logging.ERROR,
+            request_id="req-aaaa-0001",
+        ),
+        "d": make_entry("daily digest sent", time=T0 + timedelta(hours=3), service="beat", request_id="req-bbbb-0002"),
+        "e": make_entry(
+            "disk almost full", time=T0 + timedelta(days=2), level=logging.WARNING, service="pricing-service"
+        ),
+    }
+
+
+def _get(client, key: str, **params) -> list[str]:
+    response = client.get("/api/logs", params, HTTP_X_API_KEY=key)
+    assert response.status_code == 200, response.content
+    return [entry["message"] for entry in response.json()["entries"]]
+
+
+@pytest.mark.django_db
+def test_filters_narrow_the_search_newest_first(client, make_api_key, entries):
+    key = make_api_key("logs:read")
+    assert _get(client, key, request_id="req-aaaa-0001") == [
+        "slack post failed: channel_not_found",
+        "valuation finished for the property",
+        "lead received from the website form",
+    ]
+    assert _get(client, key, lead_id="L1") == [
+        "valuation finished for the property",
+        "lead received from the website form",
+    ]
+    assert _get(client, key, level="warning") == ["disk almost full", "slack post failed: channel_not_found"]
+    assert _get(client, key, level="error") == ["slack post failed: channel_not_found"]
+    assert _get(client, key, service="beat") == ["daily digest sent"]
+    assert _get(
+        client, key, since=(T0 + timedelta(seconds=1)).isoformat(), until=(T0 + timedelta(days=1)).isoformat()
+    ) == [
+        "daily digest sent",
+        "slack post failed: channel_not_found",
+        "valuation finished for the property",
+    ]
+    assert _get(client, key, request_id="req-aaaa-0001", order="asc") == [
+        "lead received from the website form",
+        "valuation finished for the property",
+        "slack post failed: channel_not_found",
+    ]
+
+
+@pytest.mark.django_db
+def test_full_text_search_matches_words_in_message_and_event(client, make_api_key, entries):
+    key = make_api_key("logs:read")
+    assert _get(client, key, q="valuation") == ["valuation finished for the property"]
+    assert _get(client, key, q="channel_not_found") == ["slack post failed: channel_not_found"]
+    assert _get(client, key, q="lead.created") == ["lead received from the website form"]
+    assert _get(client, key, q="nothing-like-this") == []
+    assert _get(client, key, q="daily", service="worker") == []
+
+
+@pytest.mark.django_db
+def test_full_text_search_uses_the_gin_index_on_postgresql(entries):
+    from logs.selectors import LogFilters, log_entries_filter
+
+    assert connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        sql, params = log_entries_filter(LogFilters(q="valuation")).query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("RESET enable_seqscan")
+    assert "logs_search_gin" in plan
+
+
+@pytest.mark.django_db
+def test_pages_follow_the_cursor_without_counting(client, make_api_key, make_entry):
+    key = make_api_key("logs:read")
+    for i in range(7):
+        # two entries share each timestamp: the cursor must break ties by id
+        make_entry(f"line {i}", time=T0 + timedelta(seconds=i // 2))
+    seen: list[str] = []
+    cursor = None
+    with CaptureQueriesContext(connection) as queries:
+        while True:
+            params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+            body = client.get("/api/logs", params, HTTP_X_API_KEY=key).json()
+            seen += [entry["message"] for entry in body["entries"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+    assert seen == ["line 6", "line 5", "line 4", "line 3", "line 2", "line 1", "line 0"]
+    assert not [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+
+
+@pytest.mark.django_db
+def test_search_needs_logs_read_or_a_staff_session(client, make_api_key, staff_user, entries):
+    assert client.get("/api/logs").status_code == 401
+    assert client.get("/api/logs", HTTP_X_API_KEY=make_api_key("logs:write")).status_code == 403
+    client.force_login(staff_user)
+    assert len(client.get("/api/logs").json()["entries"]) == 5
+
+
+@pytest.mark.django_db
+def test_bad_level_and_cursor_are_422(client, make_api_key):
+    key = make_api_key("logs:read")
+    response = client.get("/api/logs", {"level": "loud"}, HTTP_X_API_KEY=key)
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": {"level": ["unknown level 'loud'; use debug, info, warning, error or critical"]}
+    }
+    response = client.get("/api/logs", {"cursor": "garbage"}, HTTP_X_API_KEY=key)
+    assert response.status_code == 422
+    assert response.json() == {"detail": {"cursor": ["invalid cursor"]}}
