@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from leads.models import IdempotencyRecord, Lead, LeadEvent, LeadStatus, OutboxEvent
+from notifications.models import Delivery
 from tests.leads.conftest import FORM
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +47,15 @@ def test_new_lead_is_201_and_stored_normalised(post_lead):
     assert lead.consent_user_agent == "Mozilla/5.0 test"
     assert abs((timezone.now() - lead.consent_at).total_seconds()) < 10
     assert list(lead.events.values_list("kind", "message")) == [("created", "New lead from Example form")]
+    new_lead = Delivery.objects.get(event_type="new_lead")
+    assert new_lead.key == f"lead:{lead.id}:new_lead"
+    assert {k: new_lead.payload[k] for k in ("lead_id", "name", "phone", "address", "source")} == {
+        "lead_id": str(lead.id),
+        "name": "Jane Seller",
+        "phone": "+12065550123",
+        "address": FORM["address"],
+        "source": "Example form",
+    }
     assert sorted(OutboxEvent.objects.filter(lead=lead).values_list("key", "task_name", "kwargs")) == [
         (f"lead:{lead.id}:assign", "leads.assign_lead", {"lead_id": str(lead.id)}),
         (f"lead:{lead.id}:valuation", "valuation.value_lead", {"lead_id": str(lead.id)}),
@@ -117,6 +127,7 @@ def test_honeypot_gets_normal_201_but_is_spam_with_no_fan_out(post_lead):
     lead = Lead.objects.get(id=body["id"])
     assert lead.status == LeadStatus.SPAM
     assert OutboxEvent.objects.count() == 0
+    assert Delivery.objects.count() == 0
     assert list(lead.events.values_list("kind", flat=True)) == ["created"]
     # Spam never makes a later real submission look like a repeat.
     real = post_lead()
@@ -140,6 +151,10 @@ def test_repeat_within_30_days_returns_existing_id_and_records_a_touch(post_lead
     assert repeat.message == "Submitted again from Example form"
     assert repeat.data["message"] == "Still interested"
     assert OutboxEvent.objects.count() == 2  # a repeat fans out no new valuation or assignment
+    assert list(Delivery.objects.order_by("id").values_list("event_type", "key")) == [
+        ("new_lead", f"lead:{first}:new_lead"),
+        ("repeat_lead", f"lead:{first}:repeat:{repeat.id}"),
+    ]
 
 
 def test_same_phone_other_property_is_a_new_lead(post_lead):
