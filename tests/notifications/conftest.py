@@ -27,8 +27,9 @@ def slack_settings(settings, fake_slack: FakeSlack):
 def slack_worker(start_worker, fake_slack: FakeSlack, slack_settings) -> Callable[..., object]:
     """Factory: a real Celery worker that posts to the fake Slack."""
 
-    def start(**env: str):
+    def start(concurrency: int = 1, **env: str):
         return start_worker(
+            concurrency=concurrency,
             SLACK_BOT_TOKEN=fake_slack.token,
             SLACK_API_BASE_URL=fake_slack.base_url,
             SLACK_DEFAULT_CHANNEL="#leads",
