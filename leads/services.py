@@ -103,10 +103,11 @@ def lead_fan_out(*, lead: Lead) -> None:
             "condition": lead.condition,
         },
     )
+    # Assignment first: it is quick and starts the speed-to-lead work; valuation can take longer.
     outbox_add(
         events=[
-            OutboxSpec(f"lead:{lead.id}:valuation", VALUATION_TASK, {"lead_id": str(lead.id)}, lead.id),
             OutboxSpec(f"lead:{lead.id}:assign", ASSIGN_TASK, {"lead_id": str(lead.id)}, lead.id),
+            OutboxSpec(f"lead:{lead.id}:valuation", VALUATION_TASK, {"lead_id": str(lead.id)}, lead.id),
         ]
     )
 
