@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Field, Router, Schema
 
 from leadsite.auth import staff_or_key
 from valuation.engine import PropertyFacts
-from valuation.services import valuation_get
+from valuation.services import valuation_json
 
 router = Router(tags=["valuation"])
 
@@ -67,6 +67,7 @@ class ValuationOut(Schema):
 
 
 @router.post("/valuations", response=ValuationOut, auth=staff_or_key("valuations:read"))
-def valuation_create(request: HttpRequest, payload: ValuationIn) -> dict:
+def valuation_create(request: HttpRequest, payload: ValuationIn) -> HttpResponse:
     facts = PropertyFacts(**payload.dict(exclude={"address", "as_of"}))
-    return valuation_get(facts=facts, as_of=payload.as_of)
+    # The cached answer is already the JSON of ValuationOut: send its bytes as they are.
+    return HttpResponse(valuation_json(facts=facts, as_of=payload.as_of), content_type="application/json")

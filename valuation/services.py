@@ -7,8 +7,10 @@ import hashlib
 import json
 import logging
 import pickle
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +182,36 @@ def valuation_get(*, facts: PropertyFacts, as_of: dt.date | None = None) -> dict
     finally:
         cache.delete(lock_key)
     return result
+
+
+# A small per-process memory in front of Redis for the API's hottest answers, kept as the JSON
+# bytes the API returns. Safe because a key's answer never changes: the key holds the facts, the
+# as-of date and the model version, and a retrain makes new keys.
+_L1_MAX = 2048
+_l1: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+_l1_lock = threading.Lock()
+
+
+def valuation_json(*, facts: PropertyFacts, as_of: dt.date | None = None) -> bytes:
+    """`valuation_get` as JSON bytes, served from process memory when this process has seen it."""
+    as_of = as_of or default_as_of()
+    facts = facts.normalised()
+    key = valuation_cache_key(facts, as_of, engine.model_version_for(as_of))
+    now = time.monotonic()
+    hit = _l1.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    payload = json.dumps(valuation_get(facts=facts, as_of=as_of), separators=(",", ":")).encode()
+    with _l1_lock:
+        _l1[key] = (now + min(settings.VALUATION_CACHE_SECONDS, 300), payload)
+        while len(_l1) > _L1_MAX:
+            _l1.popitem(last=False)
+    return payload
+
+
+def valuation_memory_clear() -> None:
+    with _l1_lock:
+        _l1.clear()
 
 
 # --- Leads -----------------------------------------------------------------------------------------

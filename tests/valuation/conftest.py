@@ -88,6 +88,7 @@ SUBJECT = {
 @pytest.fixture(autouse=True)
 def _fresh_model_memo() -> None:
     # Model versions are memoised per process for a few seconds; each test has its own database rows.
-    from valuation import engine
+    from valuation import engine, services
 
     engine.forget_versions()
+    services.valuation_memory_clear()

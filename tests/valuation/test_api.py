@@ -76,3 +76,16 @@ def test_needs_a_key_with_the_valuations_scope(client, make_api_key) -> None:
     status, body = post(client, SUBJECT, make_api_key("leads:create"))
     assert status == 403
     assert body == {"detail": "this API key lacks the 'valuations:read' scope"}
+
+
+def test_repeated_request_is_served_from_cache(client, key, make_sales) -> None:
+    from valuation import engine
+
+    make_sales()
+    model_train()
+    start = engine.COMPUTATIONS
+    first = post(client, {**SUBJECT, "as_of": "2015-06-05"}, key)
+    second = post(client, {**SUBJECT, "as_of": "2015-06-05", "address": "ignored for the key"}, key)
+    assert first == second
+    assert first[1]["status"] == "ok"
+    assert engine.COMPUTATIONS == start + 1
