@@ -9,7 +9,3 @@ urlpatterns = [
     path("api/", api.urls),
     path("slack/interactions", slack_interactions, name="slack-interactions"),
 ]
-
-admin.site.site_header = "leadsite back office"
-admin.site.site_title = "leadsite"
-admin.site.index_title = "Leads, deals and the team's day"
