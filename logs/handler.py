@@ -27,7 +27,6 @@ import socket
 import sys
 import threading
 import time
-import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +41,9 @@ STATS: dict[str, Any] = {
     "last_error_at": None,
 }
 
-_HANDLERS: weakref.WeakSet[CentralLogHandler] = weakref.WeakSet()
+# Strong references: Celery empties the root logger's handler list before `after_setup_logger` lets us
+# put ours back, and nothing else would keep the handler alive in between. close() removes it.
+_HANDLERS: set[CentralLogHandler] = set()
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and goes into `context`.
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -327,6 +328,7 @@ class CentralLogHandler(logging.Handler):
 
     def close(self) -> None:
         self.stop()
+        _HANDLERS.discard(self)
         super().close()
 
 
