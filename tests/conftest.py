@@ -33,6 +33,17 @@ def _clear_cache() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_correlation_context() -> Iterator[None]:
+    # Services set the lead id for logging; one test's ids must not leak into the next.
+    from leadsite.context import lead_id_var, request_id_var
+
+    tokens = (request_id_var.set(None), lead_id_var.set(None))
+    yield
+    request_id_var.reset(tokens[0])
+    lead_id_var.reset(tokens[1])
+
+
 @pytest.fixture
 def client() -> Client:
     return Client()
