@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -219,29 +220,56 @@ def lead_intake(
     return result
 
 
-def _lock_contacts(*, phone: str, email: str, address_key: str) -> None:
-    # Two submissions of the same person and property at the same moment (a double click without an
-    # Idempotency-Key) must not both become new leads: serialise them on their contact keys.
-    if connection.vendor != "postgresql":
-        return
-    keys = sorted(f"lead-contact:{c}|{address_key}" for c in (phone, email) if c)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join(["pg_advisory_xact_lock(hashtext(%s))"] * len(keys)), keys)
+# Lock, then look: two submissions of the same person and property at the same moment (a double
+# click without an Idempotency-Key) must not both become new leads, so the contact keys are locked
+# (transaction-scoped advisory locks, taken in sorted order) before the repeat lookup. Two
+# statements, because in READ COMMITTED the lookup needs a snapshot taken after the lock is granted,
+# sent in one round trip (Django's psycopg cursor binds client-side and uses the simple protocol).
+_LOCK_AND_FIND_REPEAT_SQL = """
+SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM unnest(%(keys)s::text[]) AS k;
+SELECT id FROM leads_lead
+WHERE (phone = %(phone)s OR email = %(email)s)
+  AND address_key = %(address_key)s
+  AND created_at >= %(since)s
+  AND status <> %(spam)s
+ORDER BY created_at DESC
+LIMIT 1
+"""
 
 
-def _find_repeat(*, phone: str, email: str, address_key: str) -> Lead | None:
-    contact = Lead.objects.none()
-    if phone:
-        contact = contact | Lead.objects.filter(phone=phone)
-    if email:
-        contact = contact | Lead.objects.filter(email=email)
-    return (
-        contact.filter(address_key=address_key, created_at__gte=timezone.now() - DUPLICATE_WINDOW)
-        .exclude(status=LeadStatus.SPAM)
-        .only("id", "status", "name", "phone", "email", "address", "source")
-        .order_by("-created_at")
-        .first()
-    )
+def _lock_and_find_repeat(*, phone: str, email: str, address_key: str) -> Lead | None:
+    """The lead this submission repeats, or None; serialised per contact and property."""
+    since = timezone.now() - DUPLICATE_WINDOW
+    repeat_id = None
+    if connection.vendor == "postgresql":
+        params = {
+            "keys": sorted(f"lead-contact:{c}|{address_key}" for c in (phone, email) if c),
+            # NULL never matches: a lead without an email must not match every other one without.
+            "phone": phone or None,
+            "email": email or None,
+            "address_key": address_key,
+            "since": since,
+            "spam": LeadStatus.SPAM.value,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK_AND_FIND_REPEAT_SQL, params)
+            cursor.nextset()
+            row = cursor.fetchone()
+            repeat_id = row[0] if row else None
+    else:
+        contact = Q(phone=phone) if phone else Q(pk__in=[])
+        if email:
+            contact |= Q(email=email)
+        repeat_id = (
+            Lead.objects.filter(contact, address_key=address_key, created_at__gte=since)
+            .exclude(status=LeadStatus.SPAM)
+            .order_by("-created_at")
+            .values_list("id", flat=True)
+            .first()
+        )
+    if repeat_id is None:
+        return None
+    return Lead.objects.only("id", "status", "name", "phone", "email", "address").get(id=repeat_id)
 
 
 def _intake_in_transaction(
@@ -252,8 +280,7 @@ def _intake_in_transaction(
     is_spam = payload.website not in (None, "", False)
 
     if not is_spam:
-        _lock_contacts(phone=payload.phone, email=payload.email, address_key=address.key)
-        existing = _find_repeat(phone=payload.phone, email=payload.email, address_key=address.key)
+        existing = _lock_and_find_repeat(phone=payload.phone, email=payload.email, address_key=address.key)
         if existing is not None:
             _record_repeat(lead=existing, payload=payload, source=source)
             return IntakeResult(

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import Client
 
 from leads.models import Lead, OutboxEvent
-from leads.outbox import OutboxSpec, outbox_add, outbox_relay, publisher
+from leads.outbox import OutboxSpec, dispatcher, outbox_add, outbox_relay, publisher
 from leadsite.celery import app
 from tests.leads.conftest import FORM
 
@@ -69,10 +69,17 @@ def post(client: Client, key: str, **overrides: object) -> tuple[int, float, str
     return response.status_code, time.monotonic() - started, response.json()["id"]
 
 
+def published() -> list[tuple[bool, int, str]]:
+    assert dispatcher.flush(), "the outbox publisher thread did not finish"
+    return [(r.published_at is not None, r.attempts, r.last_error) for r in OutboxEvent.objects.order_by("id")]
+
+
 def test_events_go_out_once_after_commit(private_broker, form_key):
     _, broker, _, _ = private_broker
     status, _, lead_id = post(Client(), form_key)
     assert status == 201
+    # Published by this process's publisher thread right after the commit, not by the relay.
+    assert published() == [(True, 1, ""), (True, 1, "")]
     assert queued_tasks(broker) == Counter({("leads.assign_lead", lead_id): 1, ("valuation.value_lead", lead_id): 1})
     assert OutboxEvent.objects.filter(published_at=None).count() == 0
     # The relay finds nothing left to do: nothing is published twice.
@@ -90,7 +97,7 @@ def test_broker_down_intake_answers_fast_and_relay_publishes_each_event_once(pri
     # The first request notices the dead broker (fail-fast connection); the rest skip it.
     assert max(elapsed for _, elapsed, _ in results) < 1.0, results
     lead_ids = [lead_id for _, _, lead_id in results]
-    assert OutboxEvent.objects.filter(published_at=None).count() == 10
+    assert [is_published for is_published, _, _ in published()] == [False] * 10
     first = OutboxEvent.objects.filter(lead_id=lead_ids[0]).order_by("id").first()
     assert first.attempts == 1 and "Connection refused" in first.last_error
 
