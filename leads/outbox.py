@@ -173,6 +173,11 @@ class _Dispatcher:
         self._in_flight = 0
 
     def submit(self, rows: list[OutboxEvent]) -> None:
+        if connection.vendor == "sqlite":
+            # The embedded database has one writer at a time; a second writing thread would only
+            # make the request's next transaction fail with "database is locked".
+            outbox_publish(rows)
+            return
         with self._lock:
             if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
                 if self._pid != os.getpid():  # forked: the parent's queue and thread are not ours
