@@ -82,13 +82,15 @@ class _Publisher:
         self._open_until = 0.0
 
     @contextmanager
-    def connection(self) -> Iterator[Any]:
+    def producer(self) -> Iterator[Any]:
         local = self._local
         if getattr(local, "pid", None) != os.getpid() or getattr(local, "url", None) != app.conf.broker_url:
             local.conn = app.connection_for_write(transport_options=_FAIL_FAST)
+            # One producer per connection, kept: building one per message costs more than sending it.
+            local.producer = app.amqp.Producer(local.conn, auto_declare=False)
             local.pid, local.url = os.getpid(), app.conf.broker_url
         try:
-            yield local.conn
+            yield local.producer
         except Exception:
             # Whatever broke, start from a fresh connection next time.
             local.conn.release()
@@ -103,8 +105,8 @@ class _Publisher:
             lead_id_var.set(str(row.lead_id) if row.lead_id else lead_id_var.get()),
         )
         try:
-            with self.connection() as conn:
-                app.send_task(row.task_name, kwargs=row.kwargs, connection=conn)
+            with self.producer() as producer:
+                app.send_task(row.task_name, kwargs=row.kwargs, producer=producer)
         finally:
             request_id_var.reset(tokens[0])
             lead_id_var.reset(tokens[1])
@@ -126,6 +128,23 @@ def _send_all(rows: list[OutboxEvent]) -> tuple[list[int], Exception | None]:
     return sent, None
 
 
+def _no_wal_flush_wait() -> None:
+    """On the publisher thread's own connection, commits need not wait for the WAL flush: a mark
+    lost in a crash only means the relay publishes that event again (consumers are idempotent)."""
+    if connection.vendor != "postgresql" or threading.current_thread().name != _PUBLISHER_THREAD:
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    if getattr(_marked, "conn", None) is not raw:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO OFF")
+        _marked.conn = raw
+
+
+_PUBLISHER_THREAD = "leads-outbox-publisher"
+_marked = threading.local()
+
+
 def outbox_publish(rows: list[OutboxEvent]) -> int:
     """Publish these rows now if the broker answers and mark them; never raises, never waits long."""
     if publisher.broker_down():
@@ -133,15 +152,10 @@ def outbox_publish(rows: list[OutboxEvent]) -> int:
     sent, error = _send_all(rows)
     try:
         if sent:
-            with transaction.atomic():
-                if connection.vendor == "postgresql":
-                    # Don't wait for the WAL flush: if this mark is lost in a crash, the relay
-                    # publishes the event again and the idempotent consumer ignores it.
-                    with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                OutboxEvent.objects.filter(id__in=sent, published_at=None).update(
-                    published_at=timezone.now(), attempts=F("attempts") + 1
-                )
+            _no_wal_flush_wait()
+            OutboxEvent.objects.filter(id__in=sent, published_at=None).update(
+                published_at=timezone.now(), attempts=F("attempts") + 1
+            )
         if error is not None:
             failed = [row.id for row in rows if row.id not in sent]
             logger.warning("broker unavailable, %d outbox event(s) left for the relay: %s", len(failed), error)
@@ -183,7 +197,7 @@ class _Dispatcher:
                 if self._pid != os.getpid():  # forked: the parent's queue and thread are not ours
                     self._queue, self._in_flight = queue.SimpleQueue(), 0
                 self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="leads-outbox-publisher", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=_PUBLISHER_THREAD, daemon=True)
                 self._thread.start()
             self._in_flight += len(rows)
         self._queue.put(rows)
