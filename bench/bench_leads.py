@@ -16,10 +16,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Server, create_api_key, load, prepare_database, print_table  # noqa: E402
+from bench.harness import Server, bench_env, create_api_key, load, prepare_database, print_table  # noqa: E402
 
 DURATION = float(os.environ.get("BENCH_DURATION", "10"))
 RATE = 200.0
+CONCURRENCY = 16
+WORKERS = 2
+# A gthread worker accepts every keep-alive connection it can, so without a cap one of the two
+# processes serves nearly all 16 client connections (one core). The same cap for both servers.
+SPREAD = bench_env(GUNICORN_CMD_ARGS=f"--worker-connections {CONCURRENCY // WORKERS}")
 
 
 def lead_body(run: int):
@@ -53,14 +58,17 @@ def main() -> None:
     prepare_database()
     key = create_api_key("leads:create")
     headers = {"X-Api-Key": key}
-    with Server("bench.bare_settings") as base:
-        bare = load(f"{base}/bare/insert", "POST", bare_body, duration=DURATION)
+    with Server("bench.bare_settings", env=SPREAD, workers=WORKERS) as base:
+        bare = load(f"{base}/bare/insert", "POST", bare_body, concurrency=CONCURRENCY, duration=DURATION)
         bare_fixed = load(f"{base}/bare/insert", "POST", bare_body, duration=DURATION, rate=RATE)
-    with Server("leadsite.settings") as base:
-        intake = load(f"{base}/api/leads", "POST", lead_body(1), headers=headers, duration=DURATION)
+    with Server("leadsite.settings", env=SPREAD, workers=WORKERS) as base:
+        intake = load(
+            f"{base}/api/leads", "POST", lead_body(1), headers=headers, concurrency=CONCURRENCY, duration=DURATION
+        )
         intake_fixed = load(f"{base}/api/leads", "POST", lead_body(2), headers=headers, duration=DURATION, rate=RATE)
     print_table(
-        "leads intake (gunicorn 2x4 gthread, PostgreSQL, Redis broker; every request a new lead)",
+        f"leads intake (gunicorn {WORKERS}x4 gthread, {CONCURRENCY // WORKERS} connections per worker, "
+        "PostgreSQL, Redis broker; every request a new lead)",
         [
             ("bare POST /bare/insert (closed loop)", bare),
             ("POST /api/leads (closed loop)", intake),
