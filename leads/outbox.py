@@ -1,8 +1,9 @@
 """Transactional outbox: Celery tasks that must start because of a database change, without loss.
 
 `outbox_add()` writes the events in the caller's transaction, so they commit (or roll back) with
-the change that causes them. After commit they are published at once, on a fail-fast broker
-connection of this module's own; if the broker is down the request still answers and the rows stay
+the change that causes them. After commit they are handed to a publishing thread in the same
+process (the request never waits on the broker), which sends them at once on a fail-fast broker
+connection of this module's own and marks them published; if the broker is down the rows stay
 pending. `outbox_relay()` (beat, every few seconds; `manage.py outbox_relay` by hand) publishes
 whatever is still pending, claiming rows with SELECT ... FOR UPDATE SKIP LOCKED so that two relays
 never publish the same row.
@@ -38,8 +39,8 @@ logger = logging.getLogger(__name__)
 # The relay leaves rows this young to the after-commit publisher of the request that wrote them.
 RELAY_GRACE = timedelta(seconds=5)
 RELAY_BATCH = 200
-# After a failed publish this process stops trying inline for a while (the relay takes over), so a
-# dead broker costs one request per process per window a short timeout, not every request.
+# After a failed publish this process stops trying for a while (the relay takes over), so a dead
+# broker costs one short timeout per process per window, not one per event.
 BREAKER_SECONDS = 5.0
 # Our publishing connection gives up at once instead of kombu's default retry-forever-with-sleeps.
 _FAIL_FAST = {"max_retries": 0, "socket_timeout": 0.5, "socket_connect_timeout": 0.5, "retry_on_timeout": False}
