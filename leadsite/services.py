@@ -17,6 +17,12 @@ from django.utils import timezone
 from leadsite.models import ApiKey, Scope
 
 KEY_CACHE_SECONDS = 60
+# Each process also keeps keys it has just seen in memory for a few seconds: auth then costs no
+# network round trip on the hot path. A revoked or edited key stops working everywhere within
+# this many seconds.
+KEY_LOCAL_SECONDS = 10
+_KEY_LOCAL_MAX = 1000
+_local_keys: dict[str, tuple[float, dict]] = {}
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -83,6 +89,7 @@ def api_key_create(
 
 
 def api_key_invalidate(*, prefix: str) -> None:
+    _local_keys.pop(prefix, None)
     cache.delete(_key_cache_key(prefix))
     cache.delete(ALLOWED_ORIGINS_CACHE_KEY)
 
@@ -93,7 +100,9 @@ def api_key_authenticate(raw_key: str | None) -> AuthenticatedKey | None:
         return None
     prefix = raw_key.split("_", 2)[1]
     cache_key = _key_cache_key(prefix)
-    cached = cache.get(cache_key)
+    now = time.monotonic()
+    local = _local_keys.get(prefix)
+    cached = local[1] if local is not None and local[0] > now else cache.get(cache_key)
     if cached is None:
         row = ApiKey.objects.filter(prefix=prefix, is_active=True).first()
         cached = (
@@ -111,6 +120,10 @@ def api_key_authenticate(raw_key: str | None) -> AuthenticatedKey | None:
             }
         )
         cache.set(cache_key, cached, KEY_CACHE_SECONDS)
+    if local is None or local[0] <= now:
+        if len(_local_keys) >= _KEY_LOCAL_MAX:
+            _local_keys.clear()
+        _local_keys[prefix] = (now + KEY_LOCAL_SECONDS, cached)
     if cached.get("missing") or not hmac.compare_digest(cached["hashed_key"], _hash(raw_key)):
         return None
     _touch_last_used(cached, cache_key)
