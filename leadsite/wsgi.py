@@ -1,6 +1,11 @@
 import os
 
 from django.core.wsgi import get_wsgi_application
+from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadsite.settings")
 application = get_wsgi_application()
+
+# Import every view module (and what they import: scikit-learn, stripe) while the worker boots,
+# not inside the first request it serves.
+get_resolver().url_patterns  # noqa: B018
