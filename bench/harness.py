@@ -111,6 +111,10 @@ class Server:
     def __enter__(self) -> str:
         port = _free_port()
         env = {**self.env, "DJANGO_SETTINGS_MODULE": self.settings_module}
+        log_dir = Path(env.get("LEADSITE_VAR_DIR", ROOT / "var" / "bench"))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"gunicorn-{port}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in __exit__
         self.proc = subprocess.Popen(
             [
                 PY,
@@ -133,6 +137,8 @@ class Server:
             cwd=ROOT,
             env=env,
             start_new_session=True,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -153,6 +159,13 @@ class Server:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+        # Server-side errors are part of the result: say so instead of hiding them in a file.
+        text = self.log_path.read_text(errors="replace")
+        tracebacks = text.count("Traceback (most recent call last)")
+        if tracebacks:
+            last = text[text.rfind("Traceback (most recent call last)") :][:1500]
+            print(f"!! {self.settings_module}: {tracebacks} server traceback(s) in {self.log_path}; last:\n{last}")
 
 
 Body = bytes | Callable[[int], bytes] | None
