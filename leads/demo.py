@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 
 from leads.intake import lead_intake
 from leads.models import Lead
-from leads.services import ACQUISITIONS_GROUP
+from leads.services import ACQUISITIONS_GROUP, lead_fan_out
 from leadsite.models import ApiKey
 from leadsite.services import AuthenticatedKey, api_key_create
 
@@ -83,5 +83,7 @@ def seed(stdout: TextIO) -> None:
         rate_limit=key.rate_limit,
     )
     for data in DEMO_LEADS:
-        lead_intake(data=data, api_key=auth, ip="127.0.0.1", user_agent="seed_demo")
+        result = lead_intake(data=data, api_key=auth, ip="127.0.0.1", user_agent="seed_demo")
+        # Fan out now rather than waiting for a worker, so the demo's timelines are complete at once.
+        lead_fan_out(lead_id=result.body["id"])
     stdout.write(f"Demo leads: {len(DEMO_LEADS)} (the demo login is in the {ACQUISITIONS_GROUP} group)")

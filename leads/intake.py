@@ -1,8 +1,9 @@
 """Lead intake: what POST /api/leads does with a web form's submission.
 
-One transaction writes the lead (or the repeat touch on an existing lead), its timeline entry, its
-`new_lead` notification and its outbox events, and the Idempotency-Key record; nothing reaches the
-broker until that has committed (see leads.outbox).
+One short transaction writes the lead and one outbox event (`leads.fan_out`, which later writes the
+`created` timeline entry, the `new_lead` notification and the assignment and valuation events; see
+leads.services.lead_fan_out), or the repeat touch on an existing lead, and the Idempotency-Key
+record; nothing reaches the broker until that has committed (see leads.outbox).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pydantic import ValidationError as PydanticValidationError
 
 from leads.models import IdempotencyRecord, Lead, LeadStatus, PropertyType, TimelineKind
 from leads.normalize import normalize_email, normalize_phone, parse_address
-from leads.services import lead_fan_out, lead_timeline_add
+from leads.outbox import outbox_add
+from leads.services import lead_fan_out_event, lead_timeline_add
 from leadsite.context import current_request_id, lead_id_var
 from leadsite.services import AuthenticatedKey
 from notifications.services import notify
@@ -330,7 +332,8 @@ def _intake_in_transaction(
         consent_user_agent=user_agent[:500] if payload.consent else "",
     )
     lead_id_var.set(str(lead.id))
-    lead.save(force_insert=True)
+    # bulk_create: one INSERT without save()'s signal and per-field bookkeeping.
+    Lead.objects.bulk_create([lead])
     if is_spam:
         lead_timeline_add(
             lead_id=lead.id,
@@ -338,13 +341,9 @@ def _intake_in_transaction(
             message=f"Received from {source or 'intake'}; honeypot filled: spam",
         )
     else:
-        lead_timeline_add(
-            lead_id=lead.id,
-            kind=TimelineKind.CREATED,
-            message=f"New lead from {source or 'intake'}",
-            data={"source": source},
-        )
-        lead_fan_out(lead=lead)
+        # The rest of the journey (timeline, Slack, assignment, valuation) is the `leads.fan_out`
+        # task's: one outbox row, committed with the lead and published after commit.
+        outbox_add(events=[lead_fan_out_event(lead_id=lead.id)])
     # A honeypot hit looks like any other success to whoever filled it.
     return IntakeResult(201, {"id": str(lead.id), "status": LeadStatus.NEW.value, "duplicate": False}), lead.id
 

@@ -54,14 +54,30 @@ class OutboxSpec:
     lead_id: uuid.UUID | str | None = None
 
 
-def outbox_add(*, events: Iterable[OutboxSpec]) -> list[OutboxEvent]:
-    """Record events inside the caller's transaction; they are published after it commits."""
+def outbox_add(
+    *, events: Iterable[OutboxSpec], skip_existing: bool = False, publish_now: bool = False
+) -> list[OutboxEvent]:
+    """Record events inside the caller's transaction; they are published after it commits.
+
+    `skip_existing`: leave out events whose key is already recorded (a consumer that runs twice
+    adds its follow-up events once; the caller serialises itself, e.g. with a row lock, and the
+    unique key is the backstop). `publish_now`: publish on this thread right after commit instead of
+    handing the rows to the publishing thread (for Celery tasks, which have no request to keep fast).
+    """
+    events = list(events)
+    if skip_existing and events:
+        existing = set(OutboxEvent.objects.filter(key__in=[e.key for e in events]).values_list("key", flat=True))
+        events = [e for e in events if e.key not in existing]
+    if not events:
+        return []
     request_id = current_request_id() or ""
     rows = OutboxEvent.objects.bulk_create(
         OutboxEvent(key=e.key, task_name=e.task_name, kwargs=e.kwargs, lead_id=e.lead_id, request_id=request_id)
         for e in events
     )
-    if rows:
+    if publish_now:
+        transaction.on_commit(lambda: outbox_publish(rows))
+    else:
         transaction.on_commit(lambda: dispatcher.submit(rows))
     return rows
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from leads.models import AssignmentCursor, Lead, LeadEvent, LeadStatus, TimelineKind
 from leads.outbox import OutboxSpec, outbox_add
-from leadsite.context import current_request_id, lead_id_var
+from leadsite.context import current_request_id, lead_id_var, request_id_var
 from notifications.services import notify
 
 logger = logging.getLogger(__name__)
@@ -83,9 +83,53 @@ def _user_context(user: AbstractBaseUser | None) -> dict[str, Any]:
     }
 
 
-def lead_fan_out(*, lead: Lead) -> None:
-    """The new-lead journey, recorded in the caller's transaction: the Slack message, then the
-    valuation and the assignment as outbox events (published after commit)."""
+FAN_OUT_TASK = "leads.fan_out"
+
+
+def lead_fan_out_event(*, lead_id: uuid.UUID | str) -> OutboxSpec:
+    """The one outbox event a new lead's intake writes: run the journey (`leads.fan_out`) later."""
+    return OutboxSpec(f"lead:{lead_id}:fan_out", FAN_OUT_TASK, {"lead_id": str(lead_id)}, lead_id)
+
+
+def lead_fan_out(*, lead_id: uuid.UUID | str, publish_now: bool = True) -> bool:
+    """The new-lead journey, in one transaction: the `created` timeline entry, the Slack message,
+    then the assignment and the valuation as outbox events.
+
+    Idempotent: the lead row is locked, and each piece is written only if it is not there yet (the
+    timeline entry by kind, the notification by its key, the outbox events by theirs), so a
+    redelivered task changes nothing. A spam lead (or a missing one) does not fan out; returns
+    whether it did. `publish_now=False` leaves the outbox events to the publishing thread (when
+    called inside a request).
+    """
+    lead_id_var.set(str(lead_id))
+    token = None
+    try:
+        with transaction.atomic():
+            lead = Lead.objects.select_for_update().filter(id=lead_id).first()
+            if lead is None or lead.status == S.SPAM:
+                return False
+            # The journey carries the intake request's correlation id (a worker has it from the
+            # task's headers already; a direct call, e.g. from a shell, takes it from the lead).
+            if not current_request_id() and lead.request_id:
+                token = request_id_var.set(lead.request_id)
+            _fan_out_locked(lead=lead, publish_now=publish_now)
+        return True
+    finally:
+        if token is not None:
+            request_id_var.reset(token)
+
+
+def _fan_out_locked(*, lead: Lead, publish_now: bool) -> None:
+    if not LeadEvent.objects.filter(lead_id=lead.id, kind=TimelineKind.CREATED).exists():
+        LeadEvent.objects.create(
+            lead_id=lead.id,
+            kind=TimelineKind.CREATED,
+            message=f"New lead from {lead.source or 'intake'}",
+            data={"source": lead.source},
+            # The entry is written by the task; the timeline shows when the lead came in.
+            created_at=lead.created_at,
+            request_id=lead.request_id,
+        )
     notify(
         event_type="new_lead",
         key=f"lead:{lead.id}:new_lead",
@@ -108,7 +152,9 @@ def lead_fan_out(*, lead: Lead) -> None:
         events=[
             OutboxSpec(f"lead:{lead.id}:assign", ASSIGN_TASK, {"lead_id": str(lead.id)}, lead.id),
             OutboxSpec(f"lead:{lead.id}:valuation", VALUATION_TASK, {"lead_id": str(lead.id)}, lead.id),
-        ]
+        ],
+        skip_existing=True,
+        publish_now=publish_now,
     )
 
 
@@ -286,8 +332,9 @@ def _change_status_locked(*, lead: Lead, status: str, actor: AbstractBaseUser | 
         actor=actor,
     )
     if old == S.SPAM and status == S.NEW:
-        # Rescued from spam: it never fanned out, so it does now (as a fresh lead would have).
-        lead_fan_out(lead=lead)
+        # Rescued from spam: it never fanned out, so it does now (as a fresh lead would have), in
+        # this transaction (a staff action, not the intake path).
+        lead_fan_out(lead_id=lead.id, publish_now=False)
         return
     notify(
         event_type="lead_status",

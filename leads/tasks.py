@@ -7,8 +7,21 @@ from django.db import DatabaseError
 
 from leads.intake import idempotency_records_purge
 from leads.outbox import outbox_relay
-from leads.services import lead_assign_round_robin, lead_sla_breaches_raise
+from leads.services import lead_assign_round_robin, lead_fan_out, lead_sla_breaches_raise
 from leadsite.context import lead_id_var
+
+
+@shared_task(
+    name="leads.fan_out",
+    autoretry_for=(DatabaseError,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=8,
+)
+def fan_out(lead_id: str) -> bool:
+    """Outbox consumer: a new lead's journey (timeline, Slack, assignment and valuation events)."""
+    lead_id_var.set(lead_id)
+    return lead_fan_out(lead_id=lead_id)
 
 
 @shared_task(

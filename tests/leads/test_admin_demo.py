@@ -7,6 +7,8 @@ from django.contrib.auth import get_user_model
 
 from leads.demo import seed
 from leads.models import Lead, LeadEvent, OutboxEvent
+from leads.tasks import fan_out
+from notifications.models import Delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -26,10 +28,14 @@ def test_demo_seed_makes_group_and_leads_once(admin_client):
     assert Lead.objects.filter(source="Demo website form").count() == 3
     assert get_user_model().objects.get(username="demo").groups.filter(name="Acquisitions").exists()
     assert Lead.objects.get(name="王小明").extra == {"how_did_you_hear": "a friend"}
+    # The demo fans its leads out at once: each has its timeline entry and its Slack message.
+    assert LeadEvent.objects.filter(kind="created").count() == 3
+    assert Delivery.objects.filter(event_type="new_lead").count() == 3
 
 
 def test_admin_list_detail_actions_and_csv(admin_client, post_lead):
     lead_id = post_lead().json()["id"]
+    fan_out(lead_id)
     changelist = admin_client.get("/admin/leads/lead/?status__exact=new&q=Jane")
     assert changelist.status_code == 200 and "Jane Seller" in changelist.content.decode()
     detail = admin_client.get(f"/admin/leads/lead/{lead_id}/change/")
@@ -60,4 +66,4 @@ def test_outbox_admin_lists_events(admin_client, post_lead):
     post_lead()
     response = admin_client.get("/admin/leads/outboxevent/?published_at__isempty=1")
     assert response.status_code == 200
-    assert OutboxEvent.objects.count() == 2
+    assert list(OutboxEvent.objects.values_list("task_name", flat=True)) == ["leads.fan_out"]

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from leads.models import IdempotencyRecord, Lead, LeadEvent, LeadStatus, OutboxEvent
+from leads.tasks import fan_out
 from notifications.models import Delivery
 from tests.leads.conftest import FORM
 
@@ -46,7 +47,22 @@ def test_new_lead_is_201_and_stored_normalised(post_lead):
     assert lead.consent_ip == "203.0.113.9"
     assert lead.consent_user_agent == "Mozilla/5.0 test"
     assert abs((timezone.now() - lead.consent_at).total_seconds()) < 10
-    assert list(lead.events.values_list("kind", "message")) == [("created", "New lead from Example form")]
+    # The request itself wrote the lead and one outbox event, nothing else of the journey.
+    assert list(OutboxEvent.objects.filter(lead=lead).values_list("key", "task_name", "kwargs")) == [
+        (f"lead:{lead.id}:fan_out", "leads.fan_out", {"lead_id": str(lead.id)})
+    ]
+    assert LeadEvent.objects.count() == 0
+    assert Delivery.objects.count() == 0
+
+    # The fan-out task writes the rest.
+    assert fan_out(str(lead.id)) is True
+    created = lead.events.get()
+    assert (created.kind, created.message, created.data) == (
+        "created",
+        "New lead from Example form",
+        {"source": "Example form"},
+    )
+    assert created.created_at == lead.created_at
     new_lead = Delivery.objects.get(event_type="new_lead")
     assert new_lead.key == f"lead:{lead.id}:new_lead"
     assert {k: new_lead.payload[k] for k in ("lead_id", "name", "phone", "address", "source")} == {
@@ -58,8 +74,37 @@ def test_new_lead_is_201_and_stored_normalised(post_lead):
     }
     assert sorted(OutboxEvent.objects.filter(lead=lead).values_list("key", "task_name", "kwargs")) == [
         (f"lead:{lead.id}:assign", "leads.assign_lead", {"lead_id": str(lead.id)}),
+        (f"lead:{lead.id}:fan_out", "leads.fan_out", {"lead_id": str(lead.id)}),
         (f"lead:{lead.id}:valuation", "valuation.value_lead", {"lead_id": str(lead.id)}),
     ]
+
+
+def test_fan_out_twice_writes_each_piece_once(post_lead):
+    lead_id = post_lead().json()["id"]
+    assert fan_out(lead_id) is True
+    assert fan_out(lead_id) is True
+    assert list(LeadEvent.objects.filter(lead_id=lead_id).values_list("kind", flat=True)) == ["created"]
+    assert list(Delivery.objects.values_list("event_type", "key")) == [("new_lead", f"lead:{lead_id}:new_lead")]
+    assert sorted(OutboxEvent.objects.values_list("task_name", flat=True)) == [
+        "leads.assign_lead",
+        "leads.fan_out",
+        "valuation.value_lead",
+    ]
+
+
+def test_fan_out_skips_spam_and_unknown_leads(post_lead):
+    spam_id = post_lead({**FORM, "website": "x"}).json()["id"]
+    assert fan_out(spam_id) is False
+    assert fan_out(str(uuid.uuid4())) is False
+    assert list(LeadEvent.objects.values_list("kind", flat=True)) == ["created"]  # the spam lead's own entry
+    assert (Delivery.objects.count(), OutboxEvent.objects.count()) == (0, 0)
+
+
+def test_fan_out_after_lead_was_marked_spam_does_nothing(post_lead):
+    lead_id = post_lead().json()["id"]
+    Lead.objects.filter(id=lead_id).update(status=LeadStatus.SPAM)
+    assert fan_out(lead_id) is False
+    assert (LeadEvent.objects.count(), Delivery.objects.count(), OutboxEvent.objects.count()) == (0, 0, 1)
 
 
 @pytest.mark.parametrize(
@@ -128,6 +173,7 @@ def test_honeypot_gets_normal_201_but_is_spam_with_no_fan_out(post_lead):
 
 def test_repeat_within_30_days_returns_existing_id_and_records_a_touch(post_lead):
     first = post_lead().json()["id"]
+    fan_out(first)
     again = {
         **FORM,
         "phone": "",
@@ -142,7 +188,7 @@ def test_repeat_within_30_days_returns_existing_id_and_records_a_touch(post_lead
     repeat = LeadEvent.objects.get(lead_id=first, kind="repeat")
     assert repeat.message == "Submitted again from Example form"
     assert repeat.data["message"] == "Still interested"
-    assert OutboxEvent.objects.count() == 2  # a repeat fans out no new valuation or assignment
+    assert OutboxEvent.objects.count() == 3  # fan_out, assign, valuation: a repeat adds none
     assert list(Delivery.objects.order_by("id").values_list("event_type", "key")) == [
         ("new_lead", f"lead:{first}:new_lead"),
         ("repeat_lead", f"lead:{first}:repeat:{repeat.id}"),
@@ -314,5 +360,7 @@ def test_browser_post_from_allowed_origin_gets_cors_header_other_origin_403(post
 def test_lead_id_is_a_uuid_and_request_id_is_on_timeline(post_lead):
     response = post_lead(HTTP_X_REQUEST_ID="form-req-123456")
     lead_id = uuid.UUID(response.json()["id"])
+    fan_out(str(lead_id))
     assert LeadEvent.objects.get(lead_id=lead_id).request_id == "form-req-123456"
     assert set(OutboxEvent.objects.values_list("request_id", flat=True)) == {"form-req-123456"}
+    assert Delivery.objects.get().request_id == "form-req-123456"

@@ -16,7 +16,9 @@ from django.test import Client
 
 from leads.models import Lead, OutboxEvent
 from leads.outbox import OutboxSpec, dispatcher, outbox_add, outbox_relay, publisher
+from leads.tasks import fan_out
 from leadsite.celery import app
+from notifications.models import Delivery
 from tests.leads.conftest import FORM
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,13 +80,23 @@ def test_events_go_out_once_after_commit(private_broker, form_key):
     _, broker, _, _ = private_broker
     status, _, lead_id = post(Client(), form_key)
     assert status == 201
-    # Published by this process's publisher thread right after the commit, not by the relay.
-    assert published() == [(True, 1, ""), (True, 1, "")]
-    assert queued_tasks(broker) == Counter({("leads.assign_lead", lead_id): 1, ("valuation.value_lead", lead_id): 1})
-    assert OutboxEvent.objects.filter(published_at=None).count() == 0
+    # The request wrote one event and no Slack delivery; this process's publisher thread sent it
+    # right after the commit, not the relay.
+    assert published() == [(True, 1, "")]
+    assert list(OutboxEvent.objects.values_list("task_name", flat=True)) == ["leads.fan_out"]
+    assert Delivery.objects.count() == 0
+    assert queued_tasks(broker) == Counter({("leads.fan_out", lead_id): 1})
     # The relay finds nothing left to do: nothing is published twice.
     assert outbox_relay(grace=timedelta(0)) == 0
-    assert sum(queued_tasks(broker).values()) == 2
+
+    # The fan-out task (run here as a worker would) publishes its own events once, even when redelivered.
+    assert fan_out(lead_id) is True
+    assert fan_out(lead_id) is True
+    assert queued_tasks(broker) == Counter(
+        {("leads.fan_out", lead_id): 1, ("leads.assign_lead", lead_id): 1, ("valuation.value_lead", lead_id): 1}
+    )
+    assert published() == [(True, 1, "")] * 3
+    assert outbox_relay(grace=timedelta(0)) == 0
 
 
 def test_broker_down_intake_answers_fast_and_relay_publishes_each_event_once(private_broker, form_key):
@@ -97,22 +109,34 @@ def test_broker_down_intake_answers_fast_and_relay_publishes_each_event_once(pri
     # The first request notices the dead broker (fail-fast connection); the rest skip it.
     assert max(elapsed for _, elapsed, _ in results) < 1.0, results
     lead_ids = [lead_id for _, _, lead_id in results]
-    assert [is_published for is_published, _, _ in published()] == [False] * 10
-    first = OutboxEvent.objects.filter(lead_id=lead_ids[0]).order_by("id").first()
+    assert [is_published for is_published, _, _ in published()] == [False] * 5
+    first = OutboxEvent.objects.get(lead_id=lead_ids[0])
     assert first.attempts == 1 and "Connection refused" in first.last_error
 
     # While the broker is still down the relay gives up quickly and keeps everything.
     assert outbox_relay(grace=timedelta(0)) == 0
-    assert OutboxEvent.objects.filter(published_at=None).count() == 10
+    assert OutboxEvent.objects.filter(published_at=None).count() == 5
 
     start_broker()
-    assert outbox_relay(grace=timedelta(0)) == 10
+    assert outbox_relay(grace=timedelta(0)) == 5
     assert outbox_relay(grace=timedelta(0)) == 0
+    assert queued_tasks(broker) == Counter({("leads.fan_out", lead_id): 1 for lead_id in lead_ids})
+    assert OutboxEvent.objects.filter(published_at=None).count() == 0
+
+    # Each fan-out then happens once, even if its message was delivered twice.
+    for lead_id in lead_ids + lead_ids:
+        fan_out(lead_id)
     expected = Counter(
-        {(task, lead_id): 1 for lead_id in lead_ids for task in ("leads.assign_lead", "valuation.value_lead")}
+        {
+            (task, lead_id): 1
+            for lead_id in lead_ids
+            for task in ("leads.fan_out", "leads.assign_lead", "valuation.value_lead")
+        }
     )
     assert queued_tasks(broker) == expected
     assert OutboxEvent.objects.filter(published_at=None).count() == 0
+    assert Delivery.objects.filter(event_type="new_lead").count() == 5
+    assert outbox_relay(grace=timedelta(0)) == 0
 
 
 def test_relay_leaves_fresh_rows_to_their_request(private_broker):

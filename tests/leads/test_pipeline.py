@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from leads.models import AssignmentCursor, Lead, LeadEvent, LeadStatus
 from leads.services import lead_assign_round_robin, lead_claim, lead_sla_breaches_raise, lead_update
+from leads.tasks import fan_out
 from notifications.models import Delivery
 from tests.leads.conftest import FORM
 
@@ -29,7 +30,10 @@ def writer(make_api_key) -> str:
 
 @pytest.fixture
 def lead(post_lead) -> Lead:
-    return Lead.objects.get(id=post_lead().json()["id"])
+    """A new lead after its fan-out task ran (timeline `created`, Slack message, outbox events)."""
+    lead_id = post_lead().json()["id"]
+    fan_out(lead_id)
+    return Lead.objects.get(id=lead_id)
 
 
 def patch(client, lead_id, body, key):
@@ -188,6 +192,13 @@ def test_spam_rescued_to_new_fans_out_then(post_lead, writer, client):
         "leads.assign_lead",
         "valuation.value_lead",
     ]
+    assert list(Delivery.objects.values_list("key", flat=True)) == [f"lead:{lead_id}:new_lead"]
+    # The spam lead kept its own `created` entry; the rescue is on the timeline as a status change.
+    kinds = list(LeadEvent.objects.filter(lead_id=lead_id).values_list("kind", flat=True))
+    assert kinds == ["created", "status"]
+    # A redelivered fan-out changes nothing.
+    assert fan_out(lead_id) is True
+    assert OutboxEvent.objects.filter(lead_id=lead_id).count() == 2 and Delivery.objects.count() == 1
 
 
 # --- Assignment -----------------------------------------------------------------------------

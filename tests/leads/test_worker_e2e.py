@@ -16,6 +16,7 @@ from django.test import Client
 
 from leads.models import Lead, LeadEvent, OutboxEvent
 from leadsite.celery import app
+from notifications.models import Delivery
 from tests.conftest import ROOT, WorkerProcess
 from tests.leads.conftest import FORM
 
@@ -68,8 +69,18 @@ def test_real_worker_consumes_the_new_leads_events(start_worker, acquisitions, f
     # The correlation id of the form request followed the event into the worker.
     assert assigned.request_id == "e2e-intake-request-1"
     assert OutboxEvent.objects.filter(lead_id=lead_id, published_at=None).count() == 0
+    # The worker ran the fan-out (timeline, Slack message, the assignment and valuation events).
+    created = LeadEvent.objects.get(lead_id=lead_id, kind="created")
+    assert (created.request_id, created.created_at) == ("e2e-intake-request-1", Lead.objects.get(id=lead_id).created_at)
+    assert Delivery.objects.get(event_type="new_lead").key == f"lead:{lead_id}:new_lead"
+    wait_until(
+        lambda: OutboxEvent.objects.filter(lead_id=lead_id, published_at__isnull=False).count() == 3,
+        what="the fan-out's events published",
+    )
     output = worker.output()
+    assert len(received(output, "leads.fan_out")) == 1
     assert len(received(output, "leads.assign_lead")) == 1
+    assert re.search(r"Task leads\.fan_out\[[0-9a-f-]+\] succeeded", output)
     assert re.search(r"Task leads\.assign_lead\[[0-9a-f-]+\] succeeded", output)
 
 
@@ -97,7 +108,11 @@ def test_broker_down_during_intake_then_every_event_published_once(
         assert response.status_code == 201, response.text
         lead_ids.append(response.json()["id"])
     assert max(timings) < 1.0, timings
-    assert OutboxEvent.objects.filter(published_at=None).count() == 8
+    # One event per lead (its fan-out), nothing else of the journey yet.
+    assert (
+        list(OutboxEvent.objects.filter(published_at=None).values_list("task_name", flat=True)) == ["leads.fan_out"] * 4
+    )
+    assert Delivery.objects.count() == 0
 
     redis_server(port=port)  # the broker is back, empty
     relay_env = {**worker_env, "CELERY_BROKER_URL": broker_url}
@@ -114,7 +129,7 @@ def test_broker_down_during_intake_then_every_event_published_once(
         assert result.returncode == 0, result.stderr
         return result.stdout.strip().splitlines()[-1]
 
-    assert relay() == "published 8 outbox event(s)"
+    assert relay() == "published 4 outbox event(s)"
     assert relay() == "published 0 outbox event(s)"
     assert OutboxEvent.objects.filter(published_at=None).count() == 0
 
@@ -126,7 +141,13 @@ def test_broker_down_during_intake_then_every_event_published_once(
         what="every lead assigned",
     )
     time.sleep(1)  # anything published twice would arrive now
+    wait_until(
+        lambda: OutboxEvent.objects.filter(published_at__isnull=False).count() == 12,
+        what="every fan-out's events published",
+    )
+    time.sleep(1)  # anything published twice would arrive now
     output = worker.output()
+    assert len(received(output, "leads.fan_out")) == 4
     assert len(received(output, "leads.assign_lead")) == 4
     assert len(re.findall(r"valuation\.value_lead\[[0-9a-f-]+\] received|'valuation\.value_lead'", output)) == 4
     assert sorted(Lead.objects.filter(id__in=lead_ids).values_list("assigned_to__username", flat=True)) == [
@@ -136,4 +157,7 @@ def test_broker_down_during_intake_then_every_event_published_once(
         "bob",
     ]
     assert LeadEvent.objects.filter(lead_id__in=lead_ids, kind="assigned").count() == 4
+    assert LeadEvent.objects.filter(lead_id__in=lead_ids, kind="created").count() == 4
+    assert Delivery.objects.filter(event_type="new_lead", lead_id__in=lead_ids).count() == 4
+    assert OutboxEvent.objects.filter(published_at=None).count() == 0
     assert alice.pk and bob.pk
