@@ -23,7 +23,9 @@ install: $(VENV)/.installed
 
 run: install
 	@mkdir -p var
-	@export DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PORT=$(PORT) PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
+	@# The demo sales end on 2015-12-31: value "as of" 2016-01-01 unless told otherwise.
+	@export DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PORT=$(PORT) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+	  VALUATION_DEFAULT_AS_OF=$${VALUATION_DEFAULT_AS_OF:-2016-01-01}; \
 	  $(PY) manage.py migrate --noinput && \
 	  $(PY) manage.py seed_demo && \
 	  echo "leadsite: http://127.0.0.1:$(PORT)/admin/  API docs: http://127.0.0.1:$(PORT)/api/docs  (Ctrl-C stops all)" && \

@@ -88,7 +88,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "db.sqlite3",
-            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+            # IMMEDIATE: a writing transaction takes the lock when it begins, so a web process and
+            # the worker queue for it instead of failing with "database is locked" mid-transaction.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -131,7 +133,7 @@ CELERY_BROKER_URL = (
         REDIS_URL,
         schemes=("redis", "rediss", "amqp", "pyamqp", "filesystem", "memory", "sqs"),
     )
-    or "filesystem://"
+    or "filesystem://localhost/"
 )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):

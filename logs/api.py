@@ -167,7 +167,7 @@ class LogEntryOut(Schema):
 
 
 class LogPageOut(Schema):
-    entries: list[LogEntryOut]
+    items: list[LogEntryOut]
     next_cursor: str | None
 
 
@@ -198,7 +198,7 @@ def logs_search(request: HttpRequest, query: Query[LogQuery]):
     entries, next_cursor = log_entries_page(
         filters, cursor=query.cursor, limit=query.limit, oldest_first=query.order == "asc"
     )
-    return {"entries": entries, "next_cursor": next_cursor}
+    return {"items": entries, "next_cursor": next_cursor}
 
 
 class HandlerStatsOut(Schema):

@@ -80,7 +80,7 @@ def test_embedded_defaults_without_database_or_redis(tmp_path):
     assert out.stdout.split() == [
         "django.db.backends.sqlite3",
         "django.core.cache.backends.filebased.FileBasedCache",
-        "filesystem://",
+        "filesystem://localhost/",
     ], out.stderr
 
 

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 def _journey(client: Client, key: str, request_id: str) -> list[dict]:
     response = client.get("/api/logs", {"request_id": request_id, "order": "asc", "limit": 500}, HTTP_X_API_KEY=key)
     assert response.status_code == 200
-    return response.json()["entries"]
+    return response.json()["items"]
 
 
 def _task_entries(entries: list[dict], task: str) -> list[dict]:
@@ -72,5 +72,5 @@ def test_a_search_by_request_id_shows_the_web_request_and_the_worker_tasks_in_or
     assert entries[0]["service"] == "web"
 
     # The same journey through the lead's id (entries stamped with it).
-    by_lead = client.get("/api/logs", {"lead_id": lead_id, "limit": 500}, HTTP_X_API_KEY=read_key).json()["entries"]
+    by_lead = client.get("/api/logs", {"lead_id": lead_id, "limit": 500}, HTTP_X_API_KEY=read_key).json()["items"]
     assert {e["service"] for e in by_lead} >= {"web", "worker"}

@@ -44,7 +44,7 @@ def entries(make_entry):
 def _get(client, key: str, **params) -> list[str]:
     response = client.get("/api/logs", params, HTTP_X_API_KEY=key)
     assert response.status_code == 200, response.content
-    return [entry["message"] for entry in response.json()["entries"]]
+    return [entry["message"] for entry in response.json()["items"]]
 
 
 @pytest.mark.django_db
@@ -112,7 +112,7 @@ def test_pages_follow_the_cursor_without_counting(client, make_api_key, make_ent
         while True:
             params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
             body = client.get("/api/logs", params, HTTP_X_API_KEY=key).json()
-            seen += [entry["message"] for entry in body["entries"]]
+            seen += [entry["message"] for entry in body["items"]]
             cursor = body["next_cursor"]
             if cursor is None:
                 break
@@ -125,7 +125,7 @@ def test_search_needs_logs_read_or_a_staff_session(client, make_api_key, staff_u
     assert client.get("/api/logs").status_code == 401
     assert client.get("/api/logs", HTTP_X_API_KEY=make_api_key("logs:write")).status_code == 403
     client.force_login(staff_user)
-    assert len(client.get("/api/logs").json()["entries"]) == 5
+    assert len(client.get("/api/logs").json()["items"]) == 5
 
 
 @pytest.mark.django_db
