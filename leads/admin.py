@@ -9,10 +9,11 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
 from leads.models import Lead, LeadEvent, LeadStatus, OutboxEvent
 from leads.services import lead_assign, lead_change_status
+from logs.selectors import lead_journey_url
 from valuation.selectors import lead_valuation
 
 
@@ -100,7 +101,7 @@ class LeadAdmin(admin.ModelAdmin):
         "export_csv",
     ]
     fieldsets = (
-        (None, {"fields": ("id", "status", "assigned_to", "claimed_at", "created_at", "updated_at")}),
+        (None, {"fields": ("id", "status", "assigned_to", "claimed_at", "created_at", "updated_at", "journey")}),
         ("Seller", {"fields": ("name", "phone", "email", "message", "asking_price", "timeline", "condition")}),
         (
             "Property",
@@ -135,7 +136,7 @@ class LeadAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Lead | None = None) -> list[str]:
         # Changes go through the actions (services): status rules, timeline and notifications.
-        return [f.name for f in Lead._meta.fields] + ["valuation_summary"]
+        return [f.name for f in Lead._meta.fields] + ["valuation_summary", "journey"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # leads come in through POST /api/leads
@@ -143,6 +144,10 @@ class LeadAdmin(admin.ModelAdmin):
     @admin.display(description="SLA", boolean=True)
     def sla_flag(self, obj: Lead) -> bool | None:
         return None if obj.sla_breached_at is None else False
+
+    @admin.display(description="journey")
+    def journey(self, obj: Lead) -> str:
+        return format_html('<a href="{}">Everything logged about this lead</a>', lead_journey_url(obj.pk))
 
     @admin.display(description="valuation")
     def valuation_summary(self, obj: Lead) -> str:
