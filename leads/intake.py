@@ -8,7 +8,9 @@ record; nothing reaches the broker until that has committed (see leads.outbox).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import functools
 import hashlib
 import json
 import uuid
@@ -19,14 +21,14 @@ from typing import Annotated, Any
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import JSONField, Q
 from django.utils import timezone
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from leads.models import IdempotencyRecord, Lead, LeadStatus, PropertyType, TimelineKind
-from leads.normalize import normalize_email, normalize_phone, parse_address
-from leads.outbox import outbox_add
+from leads.models import IdempotencyRecord, Lead, LeadStatus, OutboxEvent, PropertyType, TimelineKind
+from leads.normalize import ParsedAddress, normalize_email, normalize_phone, parse_address
+from leads.outbox import dispatcher, outbox_add
 from leads.services import lead_fan_out_event, lead_timeline_add
 from leadsite.context import current_request_id, lead_id_var
 from leadsite.services import AuthenticatedKey
@@ -198,9 +200,23 @@ def lead_intake(
             return replay
 
     payload = lead_intake_validate(data)
+    address = parse_address(payload.address)
     try:
+        # The common case, a new lead that is not spam, takes one round trip to PostgreSQL.
+        result = _new_lead_in_one_statement(
+            payload=payload,
+            address=address,
+            api_key=api_key,
+            ip=ip,
+            user_agent=user_agent,
+            idempotency=(idempotency_key, request_hash) if use_idempotency else None,
+        )
+        if result is not None:
+            return result
         with transaction.atomic():
-            result, lead_id = _intake_in_transaction(payload=payload, api_key=api_key, ip=ip, user_agent=user_agent)
+            result, lead_id = _intake_in_transaction(
+                payload=payload, address=address, api_key=api_key, ip=ip, user_agent=user_agent
+            )
             if use_idempotency:
                 # Inserted last, inside the same transaction: a concurrent request with the same key
                 # blocks on the unique index until this commits, then fails and replays our answer.
@@ -274,12 +290,15 @@ def _lock_and_find_repeat(*, phone: str, email: str, address_key: str) -> Lead |
     return Lead.objects.only("id", "status", "name", "phone", "email", "address").get(id=repeat_id)
 
 
+def _is_spam(payload: LeadIn) -> bool:
+    return payload.website not in (None, "", False)
+
+
 def _intake_in_transaction(
-    *, payload: LeadIn, api_key: AuthenticatedKey | None, ip: str | None, user_agent: str
+    *, payload: LeadIn, address: ParsedAddress, api_key: AuthenticatedKey | None, ip: str | None, user_agent: str
 ) -> tuple[IntakeResult, uuid.UUID]:
-    address = parse_address(payload.address)
     source = api_key.name if api_key else ""
-    is_spam = payload.website not in (None, "", False)
+    is_spam = _is_spam(payload)
 
     if not is_spam:
         existing = _lock_and_find_repeat(phone=payload.phone, email=payload.email, address_key=address.key)
@@ -289,10 +308,36 @@ def _intake_in_transaction(
                 200, {"id": str(existing.id), "status": existing.status, "duplicate": True}
             ), existing.id
 
+    lead = _lead_from_payload(payload=payload, address=address, api_key=api_key, ip=ip, user_agent=user_agent)
+    lead_id_var.set(str(lead.id))
+    # bulk_create: one INSERT without save()'s signal and per-field bookkeeping.
+    Lead.objects.bulk_create([lead])
+    if is_spam:
+        lead_timeline_add(
+            lead_id=lead.id,
+            kind=TimelineKind.CREATED,
+            message=f"Received from {source or 'intake'}; honeypot filled: spam",
+        )
+    else:
+        # The rest of the journey (timeline, Slack, assignment, valuation) is the `leads.fan_out`
+        # task's: one outbox row, committed with the lead and published after commit.
+        outbox_add(events=[lead_fan_out_event(lead_id=lead.id)])
+    # A honeypot hit looks like any other success to whoever filled it.
+    return _created(lead.id), lead.id
+
+
+def _created(lead_id: uuid.UUID) -> IntakeResult:
+    return IntakeResult(201, {"id": str(lead_id), "status": LeadStatus.NEW.value, "duplicate": False})
+
+
+def _lead_from_payload(
+    *, payload: LeadIn, address: ParsedAddress, api_key: AuthenticatedKey | None, ip: str | None, user_agent: str
+) -> Lead:
+    source = api_key.name if api_key else ""
     now = timezone.now()
-    lead = Lead(
+    return Lead(
         id=uuid.uuid4(),
-        status=LeadStatus.SPAM if is_spam else LeadStatus.NEW,
+        status=LeadStatus.SPAM if _is_spam(payload) else LeadStatus.NEW,
         name=payload.name,
         phone=payload.phone,
         email=payload.email,
@@ -331,21 +376,125 @@ def _intake_in_transaction(
         consent_ip=ip if payload.consent else None,
         consent_user_agent=user_agent[:500] if payload.consent else "",
     )
-    lead_id_var.set(str(lead.id))
-    # bulk_create: one INSERT without save()'s signal and per-field bookkeeping.
-    Lead.objects.bulk_create([lead])
-    if is_spam:
-        lead_timeline_add(
+
+
+# The new-lead fast path: lock, repeat lookup, and the conditional inserts of the lead, its one
+# outbox event and (with an Idempotency-Key) the idempotency record, sent as one simple-protocol
+# query. Outside a transaction PostgreSQL runs such a multi-statement query as one implicit
+# transaction: no BEGIN and COMMIT round trips, and the advisory locks are held until it ends. The
+# lookup and the inserts are one statement, so nothing is written when a repeat is found (the
+# caller then takes the general path). Each row is one JSON parameter, typed by jsonb_populate_record.
+_FAST_SQL = """
+SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM unnest(%(keys)s::text[]) AS k;
+WITH repeat AS (
+  SELECT id FROM leads_lead
+  WHERE (phone = %(phone)s OR email = %(email)s)
+    AND address_key = %(address_key)s
+    AND created_at >= %(since)s
+    AND status <> %(spam)s
+  ORDER BY created_at DESC
+  LIMIT 1
+), new_lead AS (
+  {lead_insert} WHERE NOT EXISTS (SELECT 1 FROM repeat) RETURNING 1
+), outbox AS (
+  {outbox_insert}, new_lead RETURNING id
+){idempotency_cte}
+SELECT (SELECT id FROM repeat), (SELECT id FROM outbox)
+"""
+_IDEMPOTENCY_CTE = """, idempotency AS (
+  {idempotency_insert}, new_lead RETURNING 1
+)"""
+
+
+@functools.cache
+def _insert_select_sql(model: type[Any], param: str) -> tuple[str, tuple[Any, ...]]:
+    """`INSERT INTO <table> (<columns>) SELECT <columns> FROM jsonb_populate_record(...)` for a model
+    (no RETURNING; the caller appends a FROM item), and the fields it takes from the row's JSON
+    document %(<param>)s. One parameter per row keeps the statement within psycopg's query cache."""
+    meta = model._meta
+    fields = tuple(f for f in meta.local_concrete_fields if not (f.primary_key and f.db_returning))
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    row = f"jsonb_populate_record(NULL::{quote(meta.db_table)}, %({param})s::jsonb)"
+    values = ", ".join(f"r.{quote(f.column)}" for f in fields)
+    return f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {values} FROM {row} AS r", fields
+
+
+def _json_value(field: Any, value: Any) -> Any:
+    # JSON columns take the value itself; everything else its text form (uuid, timestamp, numeric, inet).
+    if value is None or isinstance(field, JSONField):
+        return value
+    value = field.get_prep_value(value)
+    return value if isinstance(value, (str, int, float, bool)) else str(value)
+
+
+def _insert_select(obj: Any, param: str, params: dict[str, Any]) -> str:
+    sql, fields = _insert_select_sql(type(obj), param)
+    params[param] = json.dumps(
+        {f.column: _json_value(f, f.pre_save(obj, True)) for f in fields}, ensure_ascii=False, allow_nan=False
+    )
+    return sql
+
+
+def _new_lead_in_one_statement(
+    *,
+    payload: LeadIn,
+    address: ParsedAddress,
+    api_key: AuthenticatedKey | None,
+    ip: str | None,
+    user_agent: str,
+    idempotency: tuple[str, str] | None,
+) -> IntakeResult | None:
+    """Store a new, non-spam lead in one round trip; None if this is not that case (the caller then
+    runs the general path): spam, a repeat, or not PostgreSQL."""
+    if connection.vendor != "postgresql" or _is_spam(payload):
+        return None
+    lead = _lead_from_payload(payload=payload, address=address, api_key=api_key, ip=ip, user_agent=user_agent)
+    spec = lead_fan_out_event(lead_id=lead.id)
+    outbox = OutboxEvent(
+        key=spec.key,
+        task_name=spec.task_name,
+        kwargs=spec.kwargs,
+        lead_id=lead.id,
+        request_id=current_request_id() or "",
+    )
+    result = _created(lead.id)
+    params: dict[str, Any] = {
+        "keys": sorted(f"lead-contact:{c}|{address.key}" for c in (lead.phone, lead.email) if c),
+        "phone": lead.phone or None,
+        "email": lead.email or None,
+        "address_key": address.key,
+        "since": timezone.now() - DUPLICATE_WINDOW,
+        "spam": LeadStatus.SPAM.value,
+    }
+    idempotency_cte = ""
+    if idempotency is not None and api_key is not None:
+        record = IdempotencyRecord(
+            api_key_id=api_key.id,
+            key=idempotency[0],
+            request_hash=idempotency[1],
+            response_status=result.status_code,
+            response_body=result.body,
             lead_id=lead.id,
-            kind=TimelineKind.CREATED,
-            message=f"Received from {source or 'intake'}; honeypot filled: spam",
         )
-    else:
-        # The rest of the journey (timeline, Slack, assignment, valuation) is the `leads.fan_out`
-        # task's: one outbox row, committed with the lead and published after commit.
-        outbox_add(events=[lead_fan_out_event(lead_id=lead.id)])
-    # A honeypot hit looks like any other success to whoever filled it.
-    return IntakeResult(201, {"id": str(lead.id), "status": LeadStatus.NEW.value, "duplicate": False}), lead.id
+        idempotency_cte = _IDEMPOTENCY_CTE.format(idempotency_insert=_insert_select(record, "idempotency", params))
+    sql = _FAST_SQL.format(
+        lead_insert=_insert_select(lead, "lead", params),
+        outbox_insert=_insert_select(outbox, "outbox", params),
+        idempotency_cte=idempotency_cte,
+    )
+    # Inside a transaction (tests, a caller's atomic block) a savepoint keeps an IntegrityError local.
+    with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            cursor.nextset()
+            repeat_id, outbox_id = cursor.fetchone()
+    if outbox_id is None:
+        return None  # a repeat (nothing was written)
+    lead_id_var.set(str(lead.id))
+    outbox.id = outbox_id
+    transaction.on_commit(lambda: dispatcher.submit([outbox]))
+    return result
 
 
 def _record_repeat(*, lead: Lead, payload: LeadIn, source: str) -> None:
