@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from typing import Any
 
 from django.contrib import admin, messages
@@ -74,6 +75,17 @@ EXPORT_FIELDS = (
 )
 
 
+_E164 = re.compile(r"^\+[0-9]{8,15}$")
+
+
+def _csv_safe(value: object) -> object:
+    # Form text opened in a spreadsheet: a leading = + - @ (or tab/CR) would run as a formula.
+    # E.164 phones (+12065550123) are ours, normalised, and stay as they are.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _E164.match(value):
+        return "'" + value
+    return value
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -141,9 +153,12 @@ class LeadAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # leads come in through POST /api/leads
 
-    @admin.display(description="SLA", boolean=True)
+    @admin.display(description="SLA met", boolean=True)
     def sla_flag(self, obj: Lead) -> bool | None:
-        return None if obj.sla_breached_at is None else False
+        # ✗ breached, ✓ contacted without a breach, "unknown" while the clock is still running.
+        if obj.sla_breached_at is not None:
+            return False
+        return True if obj.first_contacted_at is not None else None
 
     @admin.display(description="journey")
     def journey(self, obj: Lead) -> str:
@@ -170,7 +185,8 @@ class LeadAdmin(admin.ModelAdmin):
         rows = queryset.order_by("-created_at").values_list(*EXPORT_FIELDS).iterator(chunk_size=1000)
         header = [f.replace("assigned_to__username", "assignee") for f in EXPORT_FIELDS]
         response = StreamingHttpResponse(
-            (writer.writerow(row) for row in _with_header(header, rows)), content_type="text/csv; charset=utf-8"
+            (writer.writerow([_csv_safe(value) for value in row]) for row in _with_header(header, rows)),
+            content_type="text/csv; charset=utf-8",
         )
         response["Content-Disposition"] = 'attachment; filename="leads.csv"'
         return response

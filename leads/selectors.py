@@ -29,10 +29,15 @@ class LeadFilter:
     created_before: datetime.datetime | None = None
 
 
+def _is_id(value: str) -> bool:
+    # ASCII digits only ("²".isdigit() is true but int() rejects it), and small enough for bigint.
+    return value.isascii() and value.isdigit() and len(value) <= 18
+
+
 def resolve_staff_user(value: str | int) -> AbstractBaseUser | None:
     """A staff user by id or username (None if there is no such user)."""
     users = get_user_model().objects.filter(is_staff=True)
-    if isinstance(value, int) or str(value).isdigit():
+    if isinstance(value, int) or _is_id(str(value)):
         return users.filter(pk=int(value)).first()
     return users.filter(username=value).first()
 
@@ -52,7 +57,7 @@ def lead_queryset(filters: LeadFilter, *, me: AbstractBaseUser | None = None) ->
             if me is None:
                 raise ValidationError({"assignee": ["'me' needs a staff session"]})
             qs = qs.filter(assigned_to=me)
-        elif filters.assignee.isdigit():
+        elif _is_id(filters.assignee):
             qs = qs.filter(assigned_to_id=int(filters.assignee))
         else:
             qs = qs.filter(assigned_to__username=filters.assignee)

@@ -11,6 +11,7 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError
 
 from leadsite.auth import RateLimited
+from leadsite.parser import JsonParser
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ api = NinjaAPI(
         '`manage.py create_api_key`) or a staff session. Errors are JSON `{"detail": ...}`.'
     ),
     urls_namespace="api",
+    parser=JsonParser(),
 )
 
 

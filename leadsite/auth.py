@@ -30,11 +30,10 @@ def origin_is_same_site(request: HttpRequest, origin: str) -> bool:
 class ApiKeyAuth(APIKeyHeader):
     param_name = "X-Api-Key"
 
-    def __init__(self, scope: str, *, optional: bool = False) -> None:
-        # `optional`: return None instead of failing when no key header is sent, so a following
-        # auth class (the staff session) gets its turn.
+    def __init__(self, scope: str) -> None:
+        # With no key header, authenticate() returns None: the next auth class (if any) gets its turn,
+        # else ninja answers 401.
         self.scope = scope
-        self.optional = optional
         super().__init__()
 
     def authenticate(self, request: HttpRequest, key: str | None) -> AuthenticatedKey | None:
@@ -70,4 +69,4 @@ def api_key(scope: str) -> list:
 
 
 def staff_or_key(scope: str) -> list:
-    return [ApiKeyAuth(scope, optional=True), StaffSessionAuth()]
+    return [ApiKeyAuth(scope), StaffSessionAuth()]

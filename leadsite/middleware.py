@@ -33,28 +33,40 @@ class RequestIdMiddleware:
         return response
 
 
-class BodySizeLimitMiddleware:
-    """413 JSON for request bodies over the limit, before anything reads them.
+class RequestGuardMiddleware:
+    """Cheap checks on API requests before any view reads them, each answered with JSON.
 
-    64 KB for the API; 1 MB for log batches on /api/logs. Bodies sent without a Content-Length
-    are bounded by DATA_UPLOAD_MAX_MEMORY_SIZE (Django raises RequestDataTooBig, mapped to 413 by
-    the API's exception handler).
+    - 413 for bodies over the limit: 64 KB for the API, 1 MB for log batches on /api/logs (bodies
+      sent without a Content-Length are bounded by DATA_UPLOAD_MAX_MEMORY_SIZE; Django raises
+      RequestDataTooBig, mapped to 413 by the API's exception handler).
+    - 415 for an /api/ body that is not JSON (webhooks included: Stripe sends JSON).
+    - 400 for a NUL character in the query string: PostgreSQL cannot store or compare it.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit = body_limit_for(request.path_info)
+        path = request.path_info
+        limit = body_limit_for(path)
+        if limit is None:
+            return self.get_response(request)
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return JsonResponse({"detail": "invalid Content-Length header"}, status=400)
-        if limit is not None and length > limit:
+        if length > limit:
             return JsonResponse(
                 {"detail": f"request body too large: {length} bytes, the limit here is {limit} bytes"},
                 status=413,
             )
+        if length and path.startswith("/api/") and request.content_type != "application/json":
+            return JsonResponse(
+                {"detail": f"Content-Type must be application/json, got {request.content_type or 'none'!r}"},
+                status=415,
+            )
+        if "\x00" in request.META.get("QUERY_STRING", "") or "%00" in request.META.get("QUERY_STRING", ""):
+            return JsonResponse({"detail": "NUL characters are not allowed in query parameters"}, status=400)
         return self.get_response(request)
 
 

@@ -116,7 +116,6 @@ def api_key_authenticate(raw_key: str | None) -> AuthenticatedKey | None:
                 "scopes": list(row.scopes),
                 "allowed_origins": list(row.allowed_origins),
                 "rate_limit": row.rate_limit,
-                "last_used_at": row.last_used_at.timestamp() if row.last_used_at else 0,
             }
         )
         cache.set(cache_key, cached, KEY_CACHE_SECONDS)
@@ -126,7 +125,7 @@ def api_key_authenticate(raw_key: str | None) -> AuthenticatedKey | None:
         _local_keys[prefix] = (now + KEY_LOCAL_SECONDS, cached)
     if cached.get("missing") or not hmac.compare_digest(cached["hashed_key"], _hash(raw_key)):
         return None
-    _touch_last_used(cached, cache_key)
+    _touch_last_used(cached)
     return AuthenticatedKey(
         id=cached["id"],
         name=cached["name"],
@@ -137,14 +136,22 @@ def api_key_authenticate(raw_key: str | None) -> AuthenticatedKey | None:
     )
 
 
-def _touch_last_used(cached: dict, cache_key: str) -> None:
+_last_touched: dict[int, float] = {}
+
+
+def _touch_last_used(cached: dict) -> None:
     # Writing last_used_at on every request would cost an UPDATE per call; once a minute is plenty.
-    now = timezone.now()
-    if now.timestamp() - cached["last_used_at"] < LAST_USED_RESOLUTION.total_seconds():
+    # The shared cache decides which process writes (cache.add succeeds once a minute); the auth
+    # entry itself is never re-written here, so a key revoked meanwhile is not re-cached as active.
+    now = time.monotonic()
+    if (
+        now - _last_touched.get(cached["id"], -LAST_USED_RESOLUTION.total_seconds())
+        < LAST_USED_RESOLUTION.total_seconds()
+    ):
         return
-    ApiKey.objects.filter(id=cached["id"]).update(last_used_at=now)
-    cached["last_used_at"] = now.timestamp()
-    cache.set(cache_key, cached, KEY_CACHE_SECONDS)
+    _last_touched[cached["id"]] = now
+    if cache.add(f"apikey:v1:used:{cached['id']}", 1, int(LAST_USED_RESOLUTION.total_seconds())):
+        ApiKey.objects.filter(id=cached["id"]).update(last_used_at=timezone.now())
 
 
 def rate_limit_check(*, key: AuthenticatedKey, now: float | None = None) -> int | None:

@@ -46,7 +46,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "leadsite.middleware.RequestIdMiddleware",
     "logs.middleware.RequestLogMiddleware",  # one central-log entry per API request
-    "leadsite.middleware.BodySizeLimitMiddleware",
+    "leadsite.middleware.RequestGuardMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

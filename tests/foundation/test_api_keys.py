@@ -152,4 +152,7 @@ def test_admin_shows_new_key_once(client, db):
     assert key.allowed_origins == ["https://a.example.com"]
     assert client.get(f"/admin/leadsite/apikey/{key.pk}/change/").content.decode().count(raw) == 0
     client.logout()
-    assert client.post("/api/_probe/key/leads:create", HTTP_X_API_KEY=raw).status_code == 200
+    assert (
+        client.post("/api/_probe/key/leads:create", {}, content_type="application/json", HTTP_X_API_KEY=raw).status_code
+        == 200
+    )

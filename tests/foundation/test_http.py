@@ -68,3 +68,37 @@ def test_openapi_and_docs_are_served(client):
     assert schema.status_code == 200
     assert "/api/health" in schema.json()["paths"]
     assert client.get("/api/docs").status_code == 200
+
+
+def test_nul_in_query_string_is_400_not_500(client, make_api_key):
+    key = make_api_key("leads:read", "logs:read")
+    for url in ("/api/leads?q=%00", "/api/leads?assignee=a%00b", "/api/logs?service=%00"):
+        response = client.get(url, HTTP_X_API_KEY=key)
+        assert response.status_code == 400, url
+        assert "NUL" in response.json()["detail"]
+
+
+def test_non_json_body_is_415(client, make_api_key):
+    key = make_api_key("alerts:create")
+    response = client.post("/api/alerts", "message=hi", content_type="text/plain", HTTP_X_API_KEY=key)
+    assert response.status_code == 415
+    assert "application/json" in response.json()["detail"]
+
+
+def test_nul_characters_in_json_bodies_are_dropped(client, make_api_key):
+    from leads.models import Lead
+
+    key = make_api_key("leads:create")
+    body = '{"name": "Ada\\u0000 Seller", "phone": "206-555-0100", "address": "1 Main St\\u0000, Seattle, WA"}'
+    response = client.post("/api/leads", body, content_type="application/json", HTTP_X_API_KEY=key)
+    assert response.status_code == 201, response.content
+    lead = Lead.objects.get(id=response.json()["id"])
+    assert (lead.name, lead.address) == ("Ada Seller", "1 Main St, Seattle, WA")
+
+
+@pytest.mark.parametrize("assignee", ["²", "9" * 40])
+def test_odd_digit_strings_as_assignee_are_not_500(client, make_api_key, assignee):
+    key = make_api_key("leads:read")
+    response = client.get("/api/leads", {"assignee": assignee}, HTTP_X_API_KEY=key)
+    assert response.status_code == 200
+    assert response.json()["items"] == []
