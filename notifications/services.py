@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -49,11 +50,37 @@ _OPEN = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 # --- Recording ---------------------------------------------------------------------------------
 
 
+# The routing table (event type -> channels) is read on every notify(), so it lives in the cache;
+# saving or deleting a Route (admin, demo seed, shell) drops it (notifications.signals). The TTL
+# bounds how long a reader that raced an edit could keep a stale table. QuerySet.update() on routes
+# sends no signal: call routes_cache_clear() after one.
+ROUTES_CACHE_KEY = "notifications:routes"
+ROUTES_CACHE_SECONDS = 300
+
+
+def _routing_table() -> dict[str, list[str]]:
+    table = cache.get(ROUTES_CACHE_KEY)
+    if table is None:
+        table = {}
+        rows = (
+            Route.objects.filter(is_active=True).order_by("event_type", "channel").values_list("event_type", "channel")
+        )
+        for event_type, channel in rows:
+            if channel not in table.setdefault(event_type, []):
+                table[event_type].append(channel)
+        cache.set(ROUTES_CACHE_KEY, table, ROUTES_CACHE_SECONDS)
+    return table
+
+
+def routes_cache_clear() -> None:
+    """Forget the cached routing table now and again when the current transaction commits (a reader
+    in between could have cached the table as it was before the change)."""
+    cache.delete(ROUTES_CACHE_KEY)
+    transaction.on_commit(lambda: cache.delete(ROUTES_CACHE_KEY))
+
+
 def route_channels(event_type: str) -> list[str]:
-    channels = list(
-        Route.objects.filter(event_type=event_type, is_active=True).values_list("channel", flat=True).distinct()
-    )
-    return channels or [settings.SLACK_DEFAULT_CHANNEL]
+    return list(_routing_table().get(event_type) or [settings.SLACK_DEFAULT_CHANNEL])
 
 
 def notify(
