@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
@@ -45,8 +46,13 @@ class LogEntryIn(BaseModel):
     def _timestamp(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)  # naive timestamps are taken as UTC
-        if value > timezone.now() + MAX_FUTURE_SKEW:
+        now = timezone.now()
+        if value > now + MAX_FUTURE_SKEW:
             raise ValueError("timestamp is more than an hour in the future")
+        # Retention would delete it at once; and a year-1 timestamp shifted by its offset lands in 1 BC,
+        # which PostgreSQL stores but Python cannot read back (every list showing it would fail).
+        if value < now - timedelta(days=settings.LOG_RETENTION_DAYS):
+            raise ValueError(f"timestamp is older than the {settings.LOG_RETENTION_DAYS}-day retention period")
         return value
 
     @field_validator("level")

@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from logs.models import LogEntry
+
+# Entries must be within the retention period (and at most an hour ahead): a recent fixed instant.
+T1 = (datetime.now(tz=UTC) - timedelta(days=1)).replace(microsecond=123456)
+T2 = T1.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def _post(client, key: str, body: object, **headers: str):
@@ -17,7 +21,7 @@ def _post(client, key: str, body: object, **headers: str):
 
 def _entry(**fields: object) -> dict:
     return {
-        "timestamp": "2026-01-02T03:04:05.123456Z",
+        "timestamp": T1.isoformat().replace("+00:00", "Z"),
         "level": "info",
         "service": "pricing-service",
         "message": "quote computed",
@@ -36,7 +40,7 @@ def test_good_entries_are_stored_and_bad_ones_rejected_each_with_its_reason(clie
                 _entry(event="quote.done", context={"quote": 12}, request_id="req-12345678", lead_id="lead-1"),
                 _entry(level="loud"),
                 "not an object",
-                _entry(level=40, timestamp="2026-01-02T03:04:06", message="failed"),
+                _entry(level=40, timestamp=T2.replace(tzinfo=None).isoformat(), message="failed"),
                 _entry(request_id="bad id with spaces", service=""),
                 _entry(colour="blue"),
             ]
@@ -78,7 +82,7 @@ def test_good_entries_are_stored_and_bad_ones_rejected_each_with_its_reason(clie
     )
     assert rows == [
         {
-            "time": datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
+            "time": T1,
             "level": logging.INFO,
             "level_name": "INFO",
             "service": "pricing-service",
@@ -90,7 +94,7 @@ def test_good_entries_are_stored_and_bad_ones_rejected_each_with_its_reason(clie
             "lead_id": "lead-1",
         },
         {
-            "time": datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC),
+            "time": T2,
             "level": logging.ERROR,
             "level_name": "ERROR",
             "service": "pricing-service",
@@ -155,3 +159,24 @@ def test_timestamps_far_in_the_future_are_rejected(client, make_api_key):
             }
         ],
     }
+
+
+@pytest.mark.django_db
+def test_timestamps_older_than_the_retention_period_are_rejected(client, make_api_key, settings):
+    # Year 1 at +05:00 is 1 BC in UTC: stored, it made every list that showed it fail.
+    settings.LOG_RETENTION_DAYS = 30
+    old = (datetime.now(tz=UTC) - timedelta(days=30, minutes=1)).isoformat()
+    just_in = (datetime.now(tz=UTC) - timedelta(days=29, hours=23)).isoformat()
+    entries = [_entry(timestamp="0001-01-01T00:00:00+05:00"), _entry(timestamp=old), _entry(timestamp=just_in)]
+    response = _post(client, make_api_key("logs:write"), {"entries": entries})
+    assert response.status_code == 202
+    error = {"field": "timestamp", "message": "Value error, timestamp is older than the 30-day retention period"}
+    assert response.json() == {
+        "accepted": 1,
+        "rejected": [{"index": 0, "errors": [error]}, {"index": 1, "errors": [error]}],
+    }
+    assert list(LogEntry.objects.values_list("time", flat=True)) == [datetime.fromisoformat(just_in)]
+
+    response = client.get("/api/logs", HTTP_X_API_KEY=make_api_key("logs:read"))
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == 1
