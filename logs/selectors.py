@@ -32,7 +32,7 @@ def parse_level(value: str | int) -> int:
     if isinstance(value, int):
         return value
     text = value.strip().lower()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²".isdigit() is True too, but int("²") raises
         return int(text)
     if text not in LEVELS:
         raise ValidationError({"level": f"unknown level {value!r}; use debug, info, warning, error or critical"})

@@ -74,3 +74,9 @@ def test_log_entries_are_read_only_in_the_admin(admin_client, make_entry):
     assert response.status_code == 403
     entry.refresh_from_db()
     assert entry.message == "fixed"
+
+
+@pytest.mark.django_db
+def test_admin_level_filter_ignores_non_ascii_digits(admin_client, make_entry):
+    make_entry("kept", time=T0, level=logging.ERROR)
+    assert _messages(admin_client.get("/admin/logs/logentry/", {"level": "²"})) == ["kept"]

@@ -139,3 +139,20 @@ def test_bad_level_and_cursor_are_422(client, make_api_key):
     response = client.get("/api/logs", {"cursor": "garbage"}, HTTP_X_API_KEY=key)
     assert response.status_code == 422
     assert response.json() == {"detail": {"cursor": ["invalid cursor"]}}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("level", ["²", "٣", "1²"])
+def test_a_level_of_non_ascii_digits_is_422(client, make_api_key, level):
+    response = client.get("/api/logs", {"level": level}, HTTP_X_API_KEY=make_api_key("logs:read"))
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": {"level": [f"unknown level {level!r}; use debug, info, warning, error or critical"]}
+    }
+
+
+@pytest.mark.django_db
+def test_numeric_levels_still_filter(client, make_api_key, entries):
+    key = make_api_key("logs:read")
+    assert _get(client, key, level="40") == ["slack post failed: channel_not_found"]
+    assert _get(client, key, level="99999999999999999999") == []
