@@ -105,6 +105,7 @@ class _Publisher:
             local.conn = app.connection_for_write(transport_options=_FAIL_FAST)
             # One producer per connection, kept: building one per message costs more than sending it.
             local.producer = app.amqp.Producer(local.conn, auto_declare=False)
+            _reuse_redis_client(local.producer.channel)
             local.pid, local.url = os.getpid(), app.conf.broker_url
         try:
             yield local.producer
@@ -127,6 +128,16 @@ class _Publisher:
         finally:
             request_id_var.reset(tokens[0])
             lead_id_var.reset(tokens[1])
+
+
+def _reuse_redis_client(channel: Any) -> None:
+    """kombu's Redis channel builds a new redis.Redis client (and its table of ~170 response
+    callbacks) for every message it sends; this channel belongs to one thread, so keep one."""
+    create = getattr(channel, "_create_client", None)
+    if create is None or not hasattr(channel, "conn_or_acquire"):
+        return  # not the Redis transport
+    client = create()
+    channel._create_client = lambda asynchronous=False: create(asynchronous=True) if asynchronous else client
 
 
 publisher = _Publisher()
