@@ -85,8 +85,14 @@ class Lead(models.Model):
     consent_user_agent = models.CharField(max_length=500, blank=True)
 
     # Work on it
+    # No index of its own: the (assigned_to, -created_at) index below serves lookups by assignee.
     assigned_to = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leads",
+        db_index=False,
     )
     claimed_at = models.DateTimeField(null=True, blank=True, help_text="when someone took it with Slack's Claim")
     first_contacted_at = models.DateTimeField(null=True, blank=True)
@@ -176,7 +182,7 @@ class OutboxEvent(models.Model):
     marking the row means it goes out again.
     """
 
-    key = models.CharField(max_length=200, unique=True, help_text="e.g. lead:<id>:assign; one event per key")
+    key = models.CharField(max_length=200, help_text="e.g. lead:<id>:assign; one event per key")
     task_name = models.CharField(max_length=200)
     kwargs = models.JSONField(default=dict)
     lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="outbox_events")
@@ -188,6 +194,8 @@ class OutboxEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # A constraint rather than unique=True: no second (LIKE) index to maintain on every insert.
+        constraints = [models.UniqueConstraint(fields=["key"], name="leads_outbox_key_unique")]
         indexes = [
             models.Index(fields=["id"], name="leads_outbox_pending_idx", condition=Q(published_at=None)),
         ]
