@@ -5,13 +5,13 @@ from __future__ import annotations
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from logs.models import ErrorSpikeAlert, Level, LogEntry
-from logs.selectors import lead_journey_filter, text_filter
+from logs.selectors import lead_journey_filter, text_filter, without_nul
 
 COUNT_CAP = 10_000
 
@@ -82,6 +82,17 @@ class LogEntryAdmin(admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 100
     readonly_fields = [field.name for field in LogEntry._meta.fields]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        # Every filter (?service=, ?request_id=, ?journey=, …) reaches PostgreSQL, which refuses NUL;
+        # stored text never holds one, so filter values are compared without it.
+        if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()):
+            cleaned = QueryDict(mutable=True)
+            for key, values in request.GET.lists():
+                cleaned.setlist(without_nul(key), [without_nul(value) for value in values])
+            cleaned._mutable = False
+            request.GET = cleaned
+        return super().changelist_view(request, extra_context)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[LogEntry], search_term: str

@@ -39,10 +39,16 @@ def parse_level(value: str | int) -> int:
     return LEVELS[text]
 
 
+def without_nul(value: str) -> str:
+    """Stored text never holds NUL (logs.services.clean_text strips it; PostgreSQL refuses it as a
+    parameter): a filter value is compared the same way."""
+    return value.replace("\x00", "")
+
+
 def text_filter(queryset: QuerySet[LogEntry], query: str) -> QuerySet[LogEntry]:
     """Full text on PostgreSQL (the generated `search` tsvector, GIN-indexed; web-search syntax: words are
     ANDed, "quoted phrases", -excluded); a plain case-insensitive substring match elsewhere."""
-    query = query.strip()
+    query = without_nul(query).strip()
     if not query:
         return queryset
     if connections[queryset.db].vendor == "postgresql":
@@ -69,14 +75,15 @@ class LogFilters:
 
 def log_entries_filter(filters: LogFilters, queryset: QuerySet[LogEntry] | None = None) -> QuerySet[LogEntry]:
     qs = LogEntry.objects.all() if queryset is None else queryset
-    if filters.request_id:
-        qs = qs.filter(request_id=filters.request_id)
-    if filters.lead_id:
-        qs = qs.filter(lead_id=filters.lead_id)
+    request_id, lead_id, service = map(without_nul, (filters.request_id, filters.lead_id, filters.service))
+    if request_id:
+        qs = qs.filter(request_id=request_id)
+    if lead_id:
+        qs = qs.filter(lead_id=lead_id)
     if filters.level is not None:
         qs = qs.filter(level__gte=filters.level)
-    if filters.service:
-        qs = qs.filter(service=filters.service)
+    if service:
+        qs = qs.filter(service=service)
     if filters.since:
         qs = qs.filter(time__gte=filters.since)
     if filters.until:

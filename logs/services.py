@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -41,56 +42,86 @@ _COPY_SQL = f"COPY {LogEntry._meta.db_table} ({', '.join(_COLUMNS)}) FROM STDIN"
 _ENCODER = LenientJSONEncoder(ensure_ascii=False)
 
 
-def _text(value: str, limit: int) -> str:
-    # PostgreSQL text cannot hold NUL; one stray \x00 must not lose a whole batch.
-    return value[:limit].replace("\x00", "\ufffd")
+MAX_CONTEXT_DEPTH = 20
+
+
+def clean_text(value: str, limit: int | None = None) -> str:
+    """`value` as PostgreSQL can store it: no NUL (text and jsonb cannot hold one), no lone surrogate
+    (not encodable as UTF-8), at most `limit` characters. One bad string must not lose a whole batch."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if limit is not None:
+        value = value[:limit]
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            value = value.encode(errors="replace").decode()
+    return value
+
+
+def clean_context(value: Any, depth: int = 0) -> Any:
+    """A JSON value PostgreSQL accepts: strings (keys too) cleaned, NaN/Infinity as strings, anything
+    JSON has no type for as the encoder's text for it (ISO dates, repr), nesting capped."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth >= MAX_CONTEXT_DEPTH:
+        return clean_text(repr(value), MAX_MESSAGE_CHARS)
+    if isinstance(value, dict):
+        return {
+            clean_text(key if isinstance(key, str) else str(key)): clean_context(item, depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [clean_context(item, depth + 1) for item in value]
+    return clean_text(str(_ENCODER.default(value)), MAX_MESSAGE_CHARS)
 
 
 def _context_json(context: dict[str, Any]) -> str:
-    return _ENCODER.encode(context).replace("\\u0000", "\\ufffd")
+    return _ENCODER.encode(clean_context(context))
+
+
+def _clean_row(row: LogRow) -> tuple:
+    """The row's values in column order, each as its column can store it."""
+    return (
+        row.time,
+        row.level,
+        clean_text(row.level_name, 16),
+        clean_text(row.service, 64),
+        clean_text(row.logger, 200),
+        clean_text(row.event, 100),
+        clean_text(row.message, MAX_MESSAGE_CHARS),
+        _context_json(row.context),
+        clean_text(row.request_id, 128),
+        clean_text(row.lead_id, 64),
+        clean_text(row.exception, MAX_EXCEPTION_CHARS),
+        clean_text(row.host, 255),
+        row.process,
+    )
 
 
 def log_entries_write(rows: list[LogRow], *, using: str = "default") -> int:
     """Insert `rows` in one statement: COPY on PostgreSQL (several times faster than a multi-row
-    INSERT for big batches), bulk_create elsewhere. Returns the number written."""
+    INSERT for big batches), bulk_create elsewhere. Every text is cleaned first (clean_text,
+    clean_context): both the API and the CentralLogHandler write through here. Returns the number written."""
     if not rows:
         return 0
     connection = connections[using]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor, cursor.cursor.copy(_COPY_SQL) as copy:
             for row in rows:
-                copy.write_row(
-                    (
-                        row.time,
-                        row.level,
-                        row.level_name[:16],
-                        row.service[:64],
-                        row.logger[:200],
-                        row.event[:100],
-                        _text(row.message, MAX_MESSAGE_CHARS),
-                        _context_json(row.context),
-                        row.request_id[:128],
-                        row.lead_id[:64],
-                        _text(row.exception, MAX_EXCEPTION_CHARS),
-                        row.host[:255],
-                        row.process,
-                    )
-                )
+                copy.write_row(_clean_row(row))
         return len(rows)
-    LogEntry.objects.using(using).bulk_create(
-        [
-            LogEntry(
-                **{
-                    **row._asdict(),
-                    "message": row.message[:MAX_MESSAGE_CHARS],
-                    "exception": row.exception[:MAX_EXCEPTION_CHARS],
-                    "context": json.loads(_context_json(row.context)),
-                }
-            )
-            for row in rows
-        ],
-        batch_size=500,
-    )
+    entries = []
+    for row in rows:
+        values = dict(zip(_COLUMNS, _clean_row(row), strict=True))
+        values["context"] = json.loads(values["context"])
+        entries.append(LogEntry(**values))
+    LogEntry.objects.using(using).bulk_create(entries, batch_size=500)
     return len(rows)
 
 

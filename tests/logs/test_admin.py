@@ -80,3 +80,10 @@ def test_log_entries_are_read_only_in_the_admin(admin_client, make_entry):
 def test_admin_level_filter_ignores_non_ascii_digits(admin_client, make_entry):
     make_entry("kept", time=T0, level=logging.ERROR)
     assert _messages(admin_client.get("/admin/logs/logentry/", {"level": "²"})) == ["kept"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("param", ["q", "service", "request_id", "lead_id", "journey", "level"])
+def test_admin_list_ignores_nul_bytes_in_filters(admin_client, make_entry, param):
+    make_entry("kept", time=T0, service="web", request_id="", lead_id="")
+    assert _messages(admin_client.get("/admin/logs/logentry/", {param: "\x00"})) == ["kept"]

@@ -61,6 +61,35 @@ def test_nothing_is_queued_while_the_store_is_switched_off(central_logger, setti
     assert list(LogEntry.objects.values_list("message", flat=True)) == ["stored"]
 
 
+def test_nul_bytes_anywhere_in_a_record_do_not_lose_the_batch(central_logger):
+    log, handler = central_logger(batch_size=10, service="we\x00b")
+    before = dict(STATS)
+    nul_log = logging.getLogger(f"{log.name}.nu\x00l")
+    nul_log.propagate = True  # through `log`, which has the handler
+    log.info("before")
+    request_token = request_id_var.set("req\x00-0001")
+    try:
+        raise ValueError("bad\x00 input")
+    except ValueError:
+        nul_log.exception(
+            "mess\x00age %s",
+            "arg\x00",
+            extra={"event": "ev\x00ent", "lead_id": "lead\x00-9", "ke\x00y": ["v\x00", {"x": "\x00"}]},
+        )
+    finally:
+        request_id_var.reset(request_token)
+    log.info("after")
+    handler.flush()
+
+    assert STATS["failed_batches"] == before["failed_batches"]
+    rows = list(LogEntry.objects.order_by("id"))
+    assert [row.message for row in rows] == ["before", "message arg", "after"]
+    nul = rows[1]
+    assert (nul.service, nul.logger, nul.event) == ("web", f"{log.name}.nul", "event")
+    assert (nul.request_id, nul.lead_id, nul.context) == ("req-0001", "lead-9", {"key": ["v", {"x": ""}]})
+    assert nul.exception.rstrip().endswith("ValueError: bad input")
+
+
 @pytest.fixture
 def store_down(transactional_db):
     """The store refuses writes: the log table is renamed away (every COPY fails with UndefinedTable)

@@ -180,3 +180,39 @@ def test_timestamps_older_than_the_retention_period_are_rejected(client, make_ap
     response = client.get("/api/logs", HTTP_X_API_KEY=make_api_key("logs:read"))
     assert response.status_code == 200
     assert len(response.json()["items"]) == 1
+
+
+@pytest.mark.django_db
+def test_nul_bytes_in_any_text_are_stripped_not_a_500(client, make_api_key):
+    # PostgreSQL text and jsonb cannot hold NUL: one stray \x00 used to fail the whole batch with a 500.
+    entry = _entry(
+        event="quote\x00.done",
+        message="quote\x00 computed",
+        context={"k\x00ey": "va\x00lue", "nested": [{"deep\x00": "x\x00"}], "n": 1},
+        lead_id="lead\x00-1",
+    )
+    response = _post(
+        client, make_api_key("logs:write", name="pricing"), {"entries": [entry, _entry()]}, REMOTE_ADDR="10.0.0.1\x00"
+    )
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 2, "rejected": []}
+    row = LogEntry.objects.get(event="quote.done")
+    assert (row.message, row.lead_id, row.host, row.logger) == ("quote computed", "lead-1", "10.0.0.1", "api:pricing")
+    assert row.context == {"key": "value", "nested": [{"deep": "x"}], "n": 1}
+
+
+@pytest.mark.django_db
+def test_text_that_postgresql_cannot_store_is_made_storable(client, make_api_key):
+    # In `context` (free-form JSON): a lone surrogate cannot be encoded as UTF-8 and NaN/Infinity are not
+    # JSON to PostgreSQL (pydantic already rejects a lone surrogate in the typed string fields).
+    body = (
+        '{"entries": [{"timestamp": "' + T1.isoformat() + '", "level": "info", "service": "pricing-service", '
+        '"message": "m", "context": {"ratio": NaN, "top": Infinity, "s": "half \\ud800 a pair"}}]}'
+    )
+    response = client.post(
+        "/api/logs", data=body, content_type="application/json", HTTP_X_API_KEY=make_api_key("logs:write")
+    )
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 1, "rejected": []}
+    row = LogEntry.objects.get()
+    assert row.context == {"ratio": "nan", "top": "inf", "s": "half ? a pair"}
