@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from notifications.models import Alert, Delivery, Payment, Route, StaffProfile
+from notifications.models import Alert, Delivery, Payment, Route, StaffProfile, StripeEvent
 from notifications.services import delivery_resend, test_message_send
 
 
@@ -45,6 +45,18 @@ class DeliveryAdmin(admin.ModelAdmin):
             + (f"; {skipped} sent or sending ones left alone." if skipped else "."),
             messages.SUCCESS if done else messages.WARNING,
         )
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "type", "stripe_event_id", "payment")
+    list_filter = ("type", "livemode")
+    search_fields = ("=stripe_event_id",)
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in StripeEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(Payment)

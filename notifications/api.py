@@ -7,11 +7,11 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 from ninja.errors import HttpError
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from leadsite.auth import api_key
 from notifications.alerts import alert_raise
-from notifications.payments import InvalidSignature, stripe_event_process, stripe_event_verify
+from notifications.payments import InvalidSignature, MalformedEvent, stripe_event_process, stripe_event_verify
 
 router = Router(tags=["notifications"])
 
@@ -20,6 +20,12 @@ class AlertIn(Schema):
     message: str = Field(min_length=1, max_length=2000)
     severity: Literal["info", "warning", "critical"] = "warning"
     source: str = Field(default="", max_length=100)
+
+    @field_validator("message", "source", mode="before")
+    @classmethod
+    def _strip_nul(cls, value: object) -> object:
+        # PostgreSQL text cannot hold NUL bytes; stripped before the length checks (a lone NUL is empty: 422).
+        return value.replace("\x00", "") if isinstance(value, str) else value
 
 
 class AlertOut(Schema):
@@ -44,10 +50,14 @@ class StripeAck(Schema):
 @router.post("/webhooks/stripe", auth=None, response={200: StripeAck})
 def stripe_webhook(request: HttpRequest) -> dict:
     """Stripe's webhook endpoint. 400 for a bad or stale signature (nothing is stored); 200 for
-    everything verified, including duplicates and event types we don't act on."""
+    everything verified, including duplicates and event types we don't act on; 400 for a handled
+    type whose object is malformed (nothing is stored)."""
     try:
         event = stripe_event_verify(body=request.body, signature_header=request.headers.get("Stripe-Signature"))
     except InvalidSignature as exc:
         raise HttpError(400, str(exc)) from exc
-    status, _ = stripe_event_process(event=event)
+    try:
+        status, _ = stripe_event_process(event=event)
+    except MalformedEvent as exc:
+        raise HttpError(400, f"malformed event: {exc}") from exc
     return {"received": True, "status": status}

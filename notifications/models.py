@@ -88,8 +88,28 @@ class Delivery(models.Model):
         return f"{self.event_type} → {self.channel} ({self.status})"
 
 
+class StripeEvent(models.Model):
+    """Every handled Stripe event, once per event id (a redelivered webhook is a no-op). One payment
+    can arrive as several events (checkout.session.completed or invoice.paid, and the
+    payment_intent.succeeded behind it): they all point at the same Payment."""
+
+    stripe_event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=60)
+    livemode = models.BooleanField(default=False)
+    payment = models.ForeignKey("Payment", null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    raw = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.stripe_event_id}"
+
+
 class Payment(models.Model):
-    """A Stripe event we were paid by. The event id is unique: a redelivered webhook is a no-op."""
+    """A payment Stripe told us about, once per payment intent (when the event names one) and once
+    per event id: the first event about a payment records and announces it."""
 
     stripe_event_id = models.CharField(max_length=100, unique=True)
     type = models.CharField(max_length=60)
@@ -106,6 +126,11 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment_intent_id"], condition=~Q(payment_intent_id=""), name="notif_payment_intent_once"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.customer or self.customer_id} {self.amount} {self.currency.upper()}"

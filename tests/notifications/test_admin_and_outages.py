@@ -65,7 +65,10 @@ def test_webhook_answers_fast_with_the_broker_down_and_the_sweeper_sends_later(w
     # ignored event type stores nothing.
     ignored = _event("evt_warm", "customer.created")
     warm = urllib.request.Request(
-        f"{base}/api/webhooks/stripe", data=ignored, headers={"Stripe-Signature": _sign(ignored)}, method="POST"
+        f"{base}/api/webhooks/stripe",
+        data=ignored,
+        headers={"Content-Type": "application/json", "Stripe-Signature": _sign(ignored)},
+        method="POST",
     )
     with urllib.request.urlopen(warm, timeout=20) as response:
         assert json.loads(response.read())["status"] == "ignored"

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from notifications.models import Delivery, Payment
+from notifications.models import Delivery, Payment, StripeEvent
 from notifications.services import delivery_send
 
 URL = "/api/webhooks/stripe"
@@ -169,3 +169,89 @@ def test_same_event_three_times_concurrently_is_one_row_and_one_message(stripe_s
     delivery_send(delivery_id=delivery.pk)
     delivery_send(delivery_id=delivery.pk)
     assert [m.text for m in fake_slack.messages()] == ["💰 *Payment!* Jane Doe paid $1,250.00"]
+
+
+def _checkout(event_id: str, intent: str) -> bytes:
+    return _event(
+        event_id,
+        "checkout.session.completed",
+        id="cs_7",
+        object="checkout.session",
+        amount_total=9900,
+        payment_status="paid",
+        payment_intent=intent,
+        customer_details={"name": "Cal Buyer", "email": "cal@example.com"},
+        metadata={},
+    )
+
+
+@pytest.mark.django_db
+def test_checkout_and_its_payment_intent_are_one_payment_and_one_message(client, stripe_settings, fake_slack) -> None:
+    checkout = _checkout("evt_cs7", "pi_7")
+    intent = _event("evt_pi7", id="pi_7", amount=9900, amount_received=9900, metadata={}, receipt_email=None)
+    statuses = [_post(client, b, _sign(b)).json()["status"] for b in (checkout, intent, intent)]
+
+    assert statuses == ["recorded", "duplicate", "duplicate"]
+    payment = Payment.objects.get()
+    assert (payment.stripe_event_id, payment.payment_intent_id, payment.checkout_session_id, str(payment.amount)) == (
+        "evt_cs7",
+        "pi_7",
+        "cs_7",
+        "99.00",
+    )
+    # Every event id is logged once, all pointing at the one payment.
+    assert sorted(StripeEvent.objects.values_list("stripe_event_id", "payment_id")) == [
+        ("evt_cs7", payment.pk),
+        ("evt_pi7", payment.pk),
+    ]
+    [delivery] = Delivery.objects.all()
+    assert delivery.key == "stripe:pi:pi_7"
+    delivery_send(delivery_id=delivery.pk)
+    assert [m.text for m in fake_slack.messages()] == ["💰 *Payment!* Cal Buyer paid $99.00"]
+
+
+@pytest.mark.django_db
+def test_invoice_after_its_payment_intent_is_a_duplicate_that_fills_in_the_invoice(client, stripe_settings) -> None:
+    intent = _event("evt_pi8", id="pi_8", amount=5000, amount_received=5000)
+    invoice = _event(
+        "evt_in8", "invoice.paid", id="in_8", object="invoice", amount_paid=5000, payment_intent="pi_8", metadata={}
+    )
+    statuses = [_post(client, b, _sign(b)).json()["status"] for b in (intent, invoice)]
+
+    assert statuses == ["recorded", "duplicate"]
+    assert list(Payment.objects.values_list("stripe_event_id", "payment_intent_id", "invoice_id")) == [
+        ("evt_pi8", "pi_8", "in_8")
+    ]
+    assert Delivery.objects.count() == 1 and StripeEvent.objects.count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "event",
+    [
+        pytest.param({"data": {"object": {"id": "pi_x", "amount": "abc", "currency": "usd"}}}, id="amount-text"),
+        pytest.param({"data": {"object": {"id": "pi_x", "amount_received": 10**30}}}, id="amount-overflow"),
+        pytest.param({"data": {"object": {"id": "pi_x", "amount_received": True}}}, id="amount-bool"),
+        pytest.param({"data": {"object": {"id": "pi_x"}}}, id="amount-missing"),
+        pytest.param({"data": []}, id="data-list"),
+        pytest.param({"data": {"object": "pi_x"}}, id="object-string"),
+        pytest.param({"data": {"object": {"id": "pi_x", "amount": 100, "metadata": "x"}}}, id="metadata-string"),
+        pytest.param({"data": {"object": {"id": 5, "amount": 100}}}, id="id-number"),
+    ],
+)
+def test_malformed_payment_objects_are_400_and_store_nothing(client, stripe_settings, event) -> None:
+    body = json.dumps({"id": "evt_bad", "object": "event", "type": "payment_intent.succeeded", **event}).encode()
+    response = _post(client, body, _sign(body))
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("malformed event: ")
+    assert (Payment.objects.count(), StripeEvent.objects.count(), Delivery.objects.count()) == (0, 0, 0)
+
+
+@pytest.mark.django_db
+def test_nul_bytes_in_stripe_text_are_stripped(client, stripe_settings) -> None:
+    body = _event("evt_nul\u0000", metadata={"customer_name": "Jane\u0000 Doe"}, description="a\u0000b")
+    response = _post(client, body, _sign(body))
+    assert (response.status_code, response.json()["status"]) == (200, "recorded")
+    payment = Payment.objects.get()
+    assert (payment.stripe_event_id, payment.customer) == ("evt_nul", "Jane Doe")
+    assert payment.raw["data"]["object"]["description"] == "ab"
