@@ -45,8 +45,9 @@ def alert_raise(
 
     if severity not in AlertSeverity.values:
         raise ValueError(f"unknown severity {severity!r}")
-    message = message.strip()[:2000]
-    source = source.strip()[:100]
+    # NUL bytes cannot be stored in PostgreSQL text (internal callers pass error strings from elsewhere).
+    message = message.replace("\x00", "").strip()[:2000]
+    source = source.replace("\x00", "").strip()[:100]
     fingerprint = _fingerprint(message=message, severity=severity, source=source)
     window = settings.ALERT_COLLAPSE_SECONDS
     now = timezone.now()

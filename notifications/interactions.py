@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
 from notifications.models import Delivery, EventType, StaffProfile
 from notifications.templates import CLAIM_ACTION_ID
@@ -30,18 +32,53 @@ def _display(user: Any) -> str:
     return (user.get_full_name() or user.get_username()) if user is not None else "someone"
 
 
+class _User(BaseModel):
+    id: str = ""
+
+
+class _Action(BaseModel):
+    action_id: str = ""
+    value: str = ""
+
+
+class _Message(BaseModel):
+    ts: str = ""
+
+
+class _Container(BaseModel):
+    message_ts: str = ""
+
+
+class _BlockActions(BaseModel):
+    """The parts of a block_actions payload we read; other fields are ignored, wrong shapes refused."""
+
+    user: _User = _User()
+    actions: list[_Action] = []
+    message: _Message | None = None
+    container: _Container | None = None
+    response_url: str = ""
+
+
+UNREADABLE = "Sorry, I couldn't read that action."
+
+
 def interaction_handle(*, payload: dict[str, Any]) -> Reply | None:
     """Act on one interaction payload; returns the ephemeral answer for the clicking user (or None)."""
     if payload.get("type") != "block_actions":
         return None
-    action = next((a for a in payload.get("actions") or [] if a.get("action_id") == CLAIM_ACTION_ID), None)
+    try:
+        parsed = _BlockActions.model_validate(payload)
+    except PydanticValidationError:
+        logger.warning("unreadable Slack block_actions payload")
+        return Reply(UNREADABLE)
+    action = next((a for a in parsed.actions if a.action_id == CLAIM_ACTION_ID), None)
     if action is None:
         return None
-    slack_user_id = str((payload.get("user") or {}).get("id") or "")
-    lead_id = str(action.get("value") or "")
-    response_url = str(payload.get("response_url") or "")
-    message_ts = str(
-        (payload.get("message") or {}).get("ts") or (payload.get("container") or {}).get("message_ts") or ""
+    slack_user_id = parsed.user.id
+    lead_id = action.value
+    response_url = parsed.response_url
+    message_ts = (parsed.message.ts if parsed.message else "") or (
+        parsed.container.message_ts if parsed.container else ""
     )
     profile = StaffProfile.objects.select_related("user").filter(slack_user_id=slack_user_id).first()
     if profile is None or not profile.user.is_active:

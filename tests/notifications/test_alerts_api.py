@@ -63,3 +63,15 @@ def test_repeat_before_the_first_is_posted_posts_with_the_count(
     [delivery] = Delivery.objects.all()
     delivery_send(delivery_id=delivery.pk)
     assert "seen 4×" in fake_slack.messages()[0].text
+
+
+def test_nul_bytes_in_an_alert_are_stripped_and_a_lone_nul_is_422(client, make_api_key, slack_settings) -> None:
+    key = make_api_key("alerts:create")
+    response = _post(client, key, message="disk\u0000 full", source="ops\u0000")
+    assert response.status_code == 201
+    assert list(Alert.objects.values_list("message", "source")) == [("disk full", "ops")]
+    assert Delivery.objects.get().payload["message"] == "disk full"
+
+    lone = _post(client, key, message="\u0000")
+    assert lone.status_code == 422
+    assert Alert.objects.count() == 1

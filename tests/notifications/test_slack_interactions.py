@@ -122,3 +122,28 @@ def test_bad_or_stale_signature_is_401(client, posted_lead, kwargs) -> None:
     response = _request(client, _claim_payload(lead, "UBOB", delivery.ts, ""), **kwargs)
     assert response.status_code == 401
     assert Lead.objects.get(pk=lead.pk).claimed_at is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"actions": {"action_id": "lead_claim"}}, id="actions-dict"),
+        pytest.param({"actions": [1]}, id="actions-number"),
+        pytest.param({"actions": [{"action_id": "lead_claim", "value": 7}]}, id="value-number"),
+        pytest.param({"user": "UBOB"}, id="user-string"),
+        pytest.param({"message": "m"}, id="message-string"),
+        pytest.param({"container": []}, id="container-list"),
+    ],
+)
+def test_oddly_shaped_claim_gets_a_polite_answer_and_claims_nothing(client, posted_lead, change) -> None:
+    lead, delivery = posted_lead
+    _staff("bob", "UBOB")
+    payload = {**_claim_payload(lead, "UBOB", delivery.ts, ""), **change}
+    response = _request(client, payload)
+    assert response.status_code == 200
+    assert response.json() == {
+        "response_type": "ephemeral",
+        "replace_original": False,
+        "text": "Sorry, I couldn't read that action.",
+    }
+    assert Lead.objects.get(pk=lead.pk).claimed_at is None
