@@ -21,7 +21,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -111,6 +111,7 @@ def deliveries_record(
     """Insert one pending Delivery per channel (existing keys are left alone) and enqueue after commit."""
     channels = channels or route_channels(event_type)
     lead_uuid = uuid.UUID(str(lead_id)) if lead_id else None
+    now = timezone.now()
     payload = dict(context or {})
     if lead_uuid and not payload.get("lead_id"):
         payload["lead_id"] = str(lead_uuid)
@@ -122,30 +123,35 @@ def deliveries_record(
             lead_id=lead_uuid,
             payload=payload,
             request_id=current_request_id() or "",
-            next_attempt_at=timezone.now(),
+            next_attempt_at=now,
         )
         for channel in channels
     ]
     # ON CONFLICT DO NOTHING: a repeated key is a no-op and never breaks the caller's transaction.
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
-    ids = list(
+    rows = list(
         Delivery.objects.filter(key=key[:200], channel__in=channels, status=DeliveryStatus.PENDING).values_list(
-            "id", flat=True
+            "id", "next_attempt_at"
         )
     )
-    if ids:
-        transaction.on_commit(lambda: deliveries_enqueue(ids))
-    return ids
+    # Only rows this call inserted (they carry its `now`) get a task: a repeated key's row has its own
+    # task chain already, and a second chain would only burn rate-limit slots.
+    new = [(delivery_id, at) for delivery_id, at in rows if at == now]
+    if new:
+        transaction.on_commit(lambda: deliveries_enqueue(new))
+    return [delivery_id for delivery_id, _ in rows]
 
 
-def deliveries_enqueue(ids: list[int], countdown: float | None = None) -> int:
-    """Publish send tasks; a broker outage is logged, never raised (the sweeper retries later)."""
+def deliveries_enqueue(rows: list[tuple[int, datetime | None]]) -> int:
+    """Publish send tasks for (id, planned attempt) pairs; a broker outage is logged, never raised
+    (the sweeper retries later). The planned attempt is the row's next_attempt_at: a task whose stamp
+    no longer matches the row has been superseded and exits (see delivery_send)."""
     from notifications.tasks import send_delivery
 
     sent = 0
-    for delivery_id in ids:
+    for delivery_id, planned in rows:
         try:
-            send_delivery.apply_async(args=[delivery_id], countdown=countdown)
+            send_delivery.apply_async(args=[delivery_id], kwargs={"planned": planned.isoformat() if planned else None})
             sent += 1
         except Exception as exc:  # noqa: BLE001 - the request path must not fail on the broker
             logger.warning("could not queue Slack delivery %s (%s); the sweeper will retry it", delivery_id, exc)
@@ -158,10 +164,14 @@ def deliveries_enqueue(ids: list[int], countdown: float | None = None) -> int:
 
 @dataclass(frozen=True)
 class Later:
-    """Run the send task again in `countdown` seconds; `slot` is a reserved rate-limit slot (epoch)."""
+    """Run the task again in `countdown` seconds; `slot` is a reserved rate-limit slot (epoch),
+    `planned` the row's next_attempt_at the next run must still find (its stamp), `retry` marks a
+    failed attempt (as opposed to waiting for something)."""
 
     countdown: float
     slot: float | None = None
+    planned: datetime | None = None
+    retry: bool = False
 
 
 def _backoff(attempts: int) -> float:
@@ -198,29 +208,37 @@ def _resolve_mentions(delivery: Delivery, context: dict[str, Any]) -> dict[str, 
     return context
 
 
-def delivery_send(*, delivery_id: int, slot: float | None = None) -> Later | None:
-    """Post one delivery if it is still owed. Returns Later(...) when it must run again."""
+def delivery_send(*, delivery_id: int, slot: float | None = None, planned: datetime | None = None) -> Later | None:
+    """Post one delivery if it is still owed. Returns Later(...) when it must run again.
+
+    `planned` is the next_attempt_at the task was scheduled for. If the row has been rescheduled
+    since (the sweeper re-queued it, another chain moved it), this task is stale and exits before it
+    reserves a rate-limit slot. None (tasks queued before stamps existed) skips the check.
+    """
     delivery = Delivery.objects.filter(pk=delivery_id).first()
     if delivery is None or delivery.status not in _OPEN:
         return None  # sent, dead, or another worker is posting it right now
+    if planned is not None and delivery.next_attempt_at != planned:
+        return None  # superseded: the task carrying the row's current stamp does the work
+    current = Q(pk=delivery.pk, status__in=_OPEN, next_attempt_at=delivery.next_attempt_at)
     if delivery.lead_id:
         lead_id_var.set(str(delivery.lead_id))
 
     thread_ts, wait = _thread_ts(delivery)
     if wait is not None:
-        Delivery.objects.filter(pk=delivery.pk, status__in=_OPEN).update(
-            next_attempt_at=timezone.now() + timedelta(seconds=wait)
-        )
-        return Later(wait)
+        at = timezone.now() + timedelta(seconds=wait)
+        if not Delivery.objects.filter(current).update(next_attempt_at=at):
+            return None  # claimed or rescheduled by someone else meanwhile
+        return Later(wait, planned=at)
 
     if slot is None or ratelimit.now() < slot - SLOT_SLACK_SECONDS:
         wait = ratelimit.reserve(delivery.channel) if slot is None else slot - ratelimit.now()
         if wait > SLOT_SLACK_SECONDS:
-            planned = ratelimit.now() + wait
-            Delivery.objects.filter(pk=delivery.pk, status__in=_OPEN).update(
-                next_attempt_at=timezone.now() + timedelta(seconds=wait)
-            )
-            return Later(wait, slot=planned)
+            slot_at = ratelimit.now() + wait
+            at = timezone.now() + timedelta(seconds=wait)
+            if not Delivery.objects.filter(current).update(next_attempt_at=at):
+                return None  # claimed or rescheduled by someone else meanwhile
+            return Later(wait, slot=slot_at, planned=at)
 
     now = timezone.now()
     claimed = Delivery.objects.filter(pk=delivery.pk, status__in=_OPEN).update(
@@ -263,26 +281,28 @@ def _record_failure(delivery: Delivery, exc: slack.SlackError, text: str) -> Lat
         # 429: not the message's fault. Hold the whole channel back and try again after Retry-After.
         ratelimit.push_back(delivery.channel, exc.retry_after)
         wait = exc.retry_after + random.uniform(0, 0.5)
+        at = now + timedelta(seconds=wait)
         Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.SENDING).update(
             status=DeliveryStatus.PENDING,
             attempts=F("attempts") - 1,
             last_error=error,
-            next_attempt_at=now + timedelta(seconds=wait),
+            next_attempt_at=at,
             updated_at=now,
         )
         logger.info("slack 429 on %s; delivery %s again in %.1fs", delivery.channel, delivery.pk, wait)
-        return Later(wait)
+        return Later(wait, planned=at)
     if exc.permanent or delivery.attempts >= settings.SLACK_MAX_ATTEMPTS:
         _mark_dead(delivery, error, text=text)
         return None
     wait = _backoff(delivery.attempts)
+    at = now + timedelta(seconds=wait)
     Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.SENDING).update(
-        status=DeliveryStatus.FAILED, last_error=error, next_attempt_at=now + timedelta(seconds=wait), updated_at=now
+        status=DeliveryStatus.FAILED, last_error=error, next_attempt_at=at, updated_at=now
     )
     logger.warning(
         "slack delivery %s failed (%s); attempt %s, retry in %.1fs", delivery.pk, error, delivery.attempts, wait
     )
-    return Later(wait)
+    return Later(wait, planned=at)
 
 
 def _mark_dead(delivery: Delivery, error: str, *, text: str = "") -> None:
@@ -306,7 +326,11 @@ def _mark_dead(delivery: Delivery, error: str, *, text: str = "") -> None:
 
 
 def deliveries_sweep() -> dict[str, int]:
-    """Re-queue what fell through: rows whose worker died mid-post, and rows whose task was lost."""
+    """Re-queue what fell through: rows whose worker died mid-post, and rows whose task was lost.
+
+    Each re-queued row gets a fresh next_attempt_at and its task carries that stamp, so if the old
+    task was only late (not lost) it finds a different stamp and exits: one task chain per row.
+    """
     now = timezone.now()
     stale = now - timedelta(seconds=settings.SLACK_SENDING_STALE_SECONDS)
     stuck_ids = list(
@@ -321,13 +345,16 @@ def deliveries_sweep() -> dict[str, int]:
             updated_at=now,
         )
     overdue = now - timedelta(seconds=SWEEP_GRACE_SECONDS)
-    lost_ids = list(
-        Delivery.objects.filter(status__in=_OPEN)
-        .filter(Q(next_attempt_at__lt=overdue) | Q(next_attempt_at=None, created_at__lt=overdue))
-        .values_list("id", flat=True)[:1000]
+    is_lost = Q(status__in=_OPEN) & (Q(next_attempt_at__lt=overdue) | Q(next_attempt_at=None, created_at__lt=overdue))
+    lost_ids = list(Delivery.objects.filter(is_lost).values_list("id", flat=True)[:1000])
+    if lost_ids:
+        Delivery.objects.filter(is_lost, pk__in=lost_ids).update(next_attempt_at=now, updated_at=now)
+    ids = list(
+        Delivery.objects.filter(pk__in=stuck_ids + lost_ids, status__in=_OPEN, next_attempt_at=now).values_list(
+            "id", flat=True
+        )
     )
-    ids = stuck_ids + [i for i in lost_ids if i not in stuck_ids]
-    queued = deliveries_enqueue(ids) if ids else 0
+    queued = deliveries_enqueue([(delivery_id, now) for delivery_id in ids]) if ids else 0
     return {"stuck": reset, "requeued": queued}
 
 
@@ -339,7 +366,7 @@ def delivery_resend(*, delivery_id: int) -> bool:
             pk=delivery_id, status__in=[DeliveryStatus.DEAD, DeliveryStatus.FAILED, DeliveryStatus.PENDING]
         ).update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, last_error="", updated_at=now)
         if updated:
-            transaction.on_commit(lambda: deliveries_enqueue([delivery_id]))
+            transaction.on_commit(lambda: deliveries_enqueue([(delivery_id, now)]))
     return bool(updated)
 
 
@@ -357,14 +384,22 @@ def test_message_send(*, channel: str, user: str = "") -> int:
 
 
 def message_update(*, delivery_id: int, extra_context: dict[str, Any]) -> Later | None:
-    """Re-render a sent message with extra context (claimed by, alert count) and chat.update it."""
-    delivery = Delivery.objects.filter(pk=delivery_id).first()
-    if delivery is None or delivery.status == DeliveryStatus.DEAD:
-        return None
-    if delivery.status != DeliveryStatus.SENT or not delivery.ts:
-        return Later(PARENT_POLL_SECONDS)  # not posted yet; the update follows it
-    context = {**(delivery.payload or {}), **extra_context}
-    Delivery.objects.filter(pk=delivery.pk).update(payload=context, updated_at=timezone.now())
+    """Put extra context (claimed by, alert count) on a message, whatever state it is in.
+
+    Not posted yet (pending/failed): merged into the payload under the row lock, so the post
+    includes it. Being posted (sending): try again shortly; the sweeper puts a dead worker's row
+    back to pending. Posted: re-render and chat.update. An edit is never dropped for waiting.
+    """
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
+        if delivery is None or delivery.status == DeliveryStatus.DEAD:
+            return None
+        if delivery.status == DeliveryStatus.SENDING or (delivery.status == DeliveryStatus.SENT and not delivery.ts):
+            return Later(PARENT_POLL_SECONDS)  # the post is in flight; the update follows it
+        context = {**(delivery.payload or {}), **extra_context}
+        Delivery.objects.filter(pk=delivery.pk).update(payload=context, updated_at=timezone.now())
+    if delivery.status in _OPEN:
+        return None  # not posted yet: it will post with this context
     text, blocks = templates.render(delivery.event_type, context)
     try:
         slack.update_message(channel=delivery.channel, ts=delivery.ts, text=text, blocks=blocks)
@@ -372,5 +407,5 @@ def message_update(*, delivery_id: int, extra_context: dict[str, Any]) -> Later 
         if exc.permanent:
             logger.error("chat.update of delivery %s failed: %s", delivery.pk, exc)
             return None
-        return Later(exc.retry_after if exc.retry_after is not None else _backoff(2))
+        return Later(exc.retry_after if exc.retry_after is not None else _backoff(2), retry=True)
     return None

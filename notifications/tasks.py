@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Any
 
 from celery import shared_task
 
 from notifications import services
 
+logger = logging.getLogger(__name__)
+
+# chat.update failures (not waits for the post) retried before the edit is given up.
+UPDATE_MAX_RETRIES = 100
+
 
 @shared_task(name="notifications.send_delivery", acks_late=True, ignore_result=True)
-def send_delivery(delivery_id: int, slot: float | None = None) -> None:
-    later = services.delivery_send(delivery_id=delivery_id, slot=slot)
+def send_delivery(delivery_id: int, slot: float | None = None, planned: str | None = None) -> None:
+    later = services.delivery_send(
+        delivery_id=delivery_id, slot=slot, planned=datetime.fromisoformat(planned) if planned else None
+    )
     if later is not None:
-        # Never sleep in a worker: come back when the slot / Retry-After / backoff is due.
-        send_delivery.apply_async(args=[delivery_id], kwargs={"slot": later.slot}, countdown=later.countdown)
+        # Never sleep in a worker: come back when the slot / Retry-After / backoff is due, carrying
+        # the row's new next_attempt_at so a superseded copy of this chain can tell it is stale.
+        send_delivery.apply_async(
+            args=[delivery_id],
+            kwargs={"slot": later.slot, "planned": later.planned.isoformat() if later.planned else None},
+            countdown=later.countdown,
+        )
 
 
 @shared_task(name="notifications.update_message", acks_late=True, ignore_result=True)
 def update_message(delivery_id: int, extra_context: dict[str, Any], tries: int = 0) -> None:
     later = services.message_update(delivery_id=delivery_id, extra_context=extra_context)
-    if later is not None and tries < 100:
-        update_message.apply_async(args=[delivery_id, extra_context, tries + 1], countdown=later.countdown)
+    if later is None:
+        return
+    # Waiting for the post to finish costs nothing; only failed chat.update calls count.
+    tries = tries + 1 if later.retry else tries
+    if tries > UPDATE_MAX_RETRIES:
+        logger.error("giving up on editing delivery %s after %s failed chat.update calls", delivery_id, tries - 1)
+        return
+    update_message.apply_async(args=[delivery_id, extra_context, tries], countdown=later.countdown)
 
 
 @shared_task(name="notifications.sweep", ignore_result=True)

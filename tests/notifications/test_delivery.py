@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from notifications.models import Alert, Delivery, DeliveryStatus
-from notifications.services import Later, deliveries_sweep, delivery_send, notify
+from notifications.services import Later, deliveries_sweep, delivery_send, message_update, notify
+from notifications.tasks import send_delivery, update_message
 from tests.notifications.conftest import new_lead_context
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +41,9 @@ def test_lead_events_reply_in_the_thread_of_the_first_message(fake_slack, slack_
     reply = Delivery.objects.get(key=f"lead:{lead.id}:val")
 
     # The parent is not posted yet: the reply waits instead of going top-level.
-    assert delivery_send(delivery_id=reply.pk) == Later(2.0)
+    later = delivery_send(delivery_id=reply.pk)
+    reply.refresh_from_db()
+    assert later == Later(2.0, planned=reply.next_attempt_at)
     assert fake_slack.messages() == []
 
     delivery_send(delivery_id=parent.pk)
@@ -144,3 +147,49 @@ def test_console_backend_without_token_records_sent(settings, make_lead, capsys)
     assert delivery.status == "sent" and delivery.ts
     out = capsys.readouterr().out
     assert "[slack console] chat.postMessage" in out and "Con Sole" in out
+
+
+def test_a_late_task_superseded_by_the_sweeper_exits_without_taking_a_rate_limit_slot(
+    fake_slack, slack_settings, make_lead
+) -> None:
+    slack_settings.SLACK_CHANNEL_BURST = 1
+    delivery = _notify_new_lead(make_lead(name="Ann Seller"))
+    # Its countdown task is late (still queued), so the row looks overdue to the sweeper.
+    late = timezone.now() - datetime.timedelta(minutes=5)
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=late)
+
+    assert deliveries_sweep() == {"stuck": 0, "requeued": 1}
+    delivery.refresh_from_db()
+    assert delivery.next_attempt_at > late
+
+    # The late task finally runs: its stamp is stale, so it neither posts nor reserves a slot...
+    send_delivery(delivery.pk, planned=late.isoformat())
+    assert fake_slack.messages() == []
+    assert Delivery.objects.get(pk=delivery.pk).next_attempt_at == delivery.next_attempt_at
+    # ...so the sweeper's task still finds the channel's one burst slot free and posts at once.
+    send_delivery(delivery.pk, planned=delivery.next_attempt_at.isoformat())
+    assert [m.text.split("\n")[1] for m in fake_slack.messages()] == ["Ann Seller · +12065550100"]
+    assert Delivery.objects.get(pk=delivery.pk).status == "sent"
+
+
+def test_an_edit_before_the_post_goes_into_the_post_however_long_it_waited(
+    fake_slack, slack_settings, make_lead
+) -> None:
+    delivery = _notify_new_lead(make_lead(name="Ann Seller"))
+
+    update_message(delivery.pk, {"claimed_by": "Bob"}, tries=100)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.payload["claimed_by"]) == ("pending", "Bob")
+    delivery_send(delivery_id=delivery.pk)
+    [message] = fake_slack.messages()
+    assert message.text.endswith("Claimed by Bob")
+    assert fake_slack.updates() == []
+
+
+def test_an_edit_while_the_post_is_in_flight_waits_for_it(fake_slack, slack_settings, make_lead) -> None:
+    delivery = _notify_new_lead(make_lead())
+    Delivery.objects.filter(pk=delivery.pk).update(status="sending", claimed_at=timezone.now())
+
+    assert message_update(delivery_id=delivery.pk, extra_context={"claimed_by": "Bob"}) == Later(2.0)
+    assert "claimed_by" not in Delivery.objects.get(pk=delivery.pk).payload
