@@ -6,6 +6,9 @@ a daemon thread per process drains the deque in batches through `logs.services.l
 
 - never block the caller: a full queue drops the record and counts it (STATS["dropped"]) instead of
   waiting or growing; a dead store costs the caller nothing more than a full queue does;
+- keep records while the store is down: a refused batch goes back to the head of the queue and the
+  flusher retries with backoff (1 s doubling to 30 s); only what no longer fits in `capacity` is
+  dropped. A batch rejected for its data (a retry cannot help) is dropped and counted;
 - never recurse: records emitted by the flusher thread itself (its DB driver, Django's query log, its
   own error report) are not queued, and its own failures go to stderr, not to logging;
 - fork safe: the queue and thread belong to one PID; a forked child (Celery prefork, gunicorn) starts
@@ -21,13 +24,17 @@ records it dropped, so the gap is visible in the store itself.
 from __future__ import annotations
 
 import collections
+import decimal
 import logging
 import os
+import reprlib
 import socket
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 from leadsite.context import lead_id_var, request_id_var
@@ -57,6 +64,32 @@ _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
 _EXC_FORMATTER = logging.Formatter()
 MAX_MESSAGE_CHARS = 10_000
 MAX_EXCEPTION_CHARS = 20_000
+
+MAX_CONTEXT_CHARS = 2_000  # a string in `extra`, or the repr of an object that JSON has no type for
+MAX_CONTEXT_ITEMS = 50
+MAX_CONTEXT_DEPTH = 3
+_IMMUTABLE = (bool, int, float, decimal.Decimal, uuid.UUID, date, dt_time, timedelta)  # datetime is a date
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = MAX_CONTEXT_CHARS
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = MAX_CONTEXT_ITEMS
+
+
+def _compact(value: Any, depth: int = 0) -> Any:
+    """A bounded copy of one `extra` value that keeps nothing alive: strings truncated, small containers
+    copied, any other object as its truncated repr()."""
+    if value is None or isinstance(value, _IMMUTABLE):
+        return value
+    if isinstance(value, str):
+        return value[:MAX_CONTEXT_CHARS]
+    if depth < MAX_CONTEXT_DEPTH and isinstance(value, dict | list | tuple) and len(value) <= MAX_CONTEXT_ITEMS:
+        if isinstance(value, dict):
+            return {
+                (key if isinstance(key, str) else str(key))[:MAX_CONTEXT_CHARS]: _compact(item, depth + 1)
+                for key, item in value.items()
+            }
+        return [_compact(item, depth + 1) for item in value]
+    return _REPR.repr(value)[:MAX_CONTEXT_CHARS]
+
 
 _WEB_PROGRAMS = ("gunicorn", "uwsgi", "uvicorn", "daphne", "runserver")
 
@@ -124,7 +157,8 @@ class CentralLogHandler(logging.Handler):
     # --- the caller's side: must stay cheap ---------------------------------------------------
 
     def emit(self, record: logging.LogRecord) -> None:
-        if threading.get_ident() == self._flusher_ident:
+        # PID first: in a forked child the flusher is gone and a new thread may reuse its ident.
+        if self._pid == os.getpid() and threading.get_ident() == self._flusher_ident:
             return  # the flusher's own DB driver / query logs: never feed the store with itself
         try:
             if not _store_enabled():
@@ -152,17 +186,19 @@ class CentralLogHandler(logging.Handler):
         if record.stack_info:
             exception = f"{exception}\n{record.stack_info}" if exception else record.stack_info
         lead_id = data.get("lead_id") or lead_id_var.get()
+        # Only small, immutable values are queued: the capacity bounds records, this bounds each record
+        # (django.request passes the request itself, body and all, as `extra`).
         return (
             record.created,
             record.levelno,
             record.levelname,
             record.name,
-            data.get("event") or "",
-            record.getMessage(),
-            {k: v for k, v in data.items() if k not in _RESERVED},
-            data.get("request_id") or request_id_var.get() or "",
-            str(lead_id) if lead_id else "",
-            exception,
+            str(data.get("event") or "")[:100],
+            record.getMessage()[:MAX_MESSAGE_CHARS],
+            {k: _compact(v) for k, v in data.items() if k not in _RESERVED},
+            str(data.get("request_id") or request_id_var.get() or "")[:128],
+            str(lead_id)[:64] if lead_id else "",
+            exception[:MAX_EXCEPTION_CHARS],
         )
 
     # --- the flusher's side -------------------------------------------------------------------
@@ -194,7 +230,8 @@ class CentralLogHandler(logging.Handler):
             elif time.monotonic() - last_write > self.idle_close:
                 self._close_connection()  # don't hold a database connection per process while quiet
                 last_write = time.monotonic()
-            if self._stopping and not self._queue:
+            if self._stopping and (not self._queue or time.monotonic() < self._backoff_until):
+                self._drop_queued()  # stopping while the store is down: what is left cannot be written
                 self._close_connection()
                 return
 
@@ -206,19 +243,28 @@ class CentralLogHandler(logging.Handler):
         wrote = False
         while self._queue:
             if time.monotonic() < self._backoff_until:
-                # The store is down: don't hold on to records, the queue's capacity is the memory bound.
-                self._drop_queued()
+                # The store is down: keep what is queued (emit drops what no longer fits) and retry later.
                 return wrote
             batch = []
             self._busy = True
             try:
                 while self._queue and len(batch) < self.batch_size:
                     batch.append(self._queue.popleft())
-                self._write(batch)
-                wrote = True
+                wrote = self._write(batch) or wrote
             finally:
                 self._busy = False
         return wrote
+
+    def _requeue(self, batch: list[tuple]) -> None:
+        """Put a batch the store refused back at the head of the queue; what no longer fits within
+        `capacity` (the newest records, as in emit) is dropped and counted."""
+        self._queue.extendleft(reversed(batch))
+        while len(self._queue) > self.capacity:
+            try:
+                self._queue.pop()
+            except IndexError:
+                break
+            STATS["dropped"] += 1
 
     def _drop_queued(self) -> None:
         while self._queue:
@@ -228,8 +274,10 @@ class CentralLogHandler(logging.Handler):
                 break
             STATS["dropped"] += 1
 
-    def _write(self, batch: list[tuple]) -> None:
-        from django.db import connections
+    def _write(self, batch: list[tuple]) -> bool:
+        """Write one batch. If the store refuses it the batch goes back to the queue and the flusher
+        backs off; a batch the store rejects for its data (which a retry cannot fix) is dropped."""
+        from django.db import DataError, IntegrityError, connections
 
         from logs.services import LogRow, log_entries_write
 
@@ -257,23 +305,32 @@ class CentralLogHandler(logging.Handler):
         try:
             connections[self.using].close_if_unusable_or_obsolete()
             log_entries_write(rows, using=self.using)
-        except Exception as exc:  # noqa: BLE001 - a failed batch is dropped and counted, never raised
+        except Exception as exc:  # noqa: BLE001 - a failed batch is kept or dropped and counted, never raised
             STATS["failed_batches"] += 1
-            STATS["dropped"] += len(batch)
             STATS["last_error"] = f"{exc.__class__.__name__}: {exc}"[:500]
             STATS["last_error_at"] = datetime.now(tz=UTC).isoformat()
             self._close_connection()
+            driver = getattr(connections[self.using], "Database", None)
+            bad_data = (ValueError, TypeError, DataError, IntegrityError) + tuple(
+                getattr(driver, name) for name in ("DataError", "IntegrityError") if hasattr(driver, name)
+            )
+            # stderr, not logging: reporting through logging would feed this failure back into the queue.
+            if isinstance(exc, bad_data):
+                STATS["dropped"] += len(batch)
+                sys.stderr.write(f"central log store refused a batch ({STATS['last_error']}); dropped {len(batch)}\n")
+                return False
+            self._requeue(batch)
             self._backoff = min(max(self._backoff * 2, 1.0), 30.0)
             self._backoff_until = time.monotonic() + self._backoff
-            # stderr, not logging: reporting through logging would feed this failure back into the queue.
             sys.stderr.write(
-                f"central log store unavailable ({STATS['last_error']}); dropped {len(batch)} entries, "
+                f"central log store unavailable ({STATS['last_error']}); keeping {len(self._queue)} entries, "
                 f"retrying in {self._backoff:.0f}s\n"
             )
-            return
+            return False
         self._backoff = 0.0
         self._dropped_reported = dropped
         STATS["written"] += len(batch)
+        return True
 
     def _dropped_row(self, count: int) -> Any:
         from logs.services import LogRow
@@ -313,6 +370,8 @@ class CentralLogHandler(logging.Handler):
             return
         deadline = time.monotonic() + timeout
         while (self._queue or self._busy) and time.monotonic() < deadline:
+            if not self._busy and time.monotonic() < self._backoff_until:
+                return  # the store is down: nothing will be written before the retry
             self._wakeup.set()
             time.sleep(0.005)
 
