@@ -181,9 +181,7 @@ def outbox_publish(rows: list[OutboxEvent]) -> int:
     try:
         if sent:
             _no_wal_flush_wait()
-            OutboxEvent.objects.filter(id__in=sent, published_at=None).update(
-                published_at=timezone.now(), attempts=F("attempts") + 1
-            )
+            _mark_published(sent)
         if error is not None:
             failed = [row.id for row in rows if row.id not in sent]
             logger.warning("broker unavailable, %d outbox event(s) left for the relay: %s", len(failed), error)
@@ -193,6 +191,23 @@ def outbox_publish(rows: list[OutboxEvent]) -> int:
     except Exception:  # noqa: BLE001 - the lead is committed; the relay repairs the bookkeeping
         logger.exception("could not mark outbox events published; the relay may publish them again")
     return len(sent)
+
+
+_MARK_PUBLISHED_SQL = (
+    f"UPDATE {OutboxEvent._meta.db_table} SET published_at = %s, attempts = attempts + 1"
+    " WHERE id = ANY(%s) AND published_at IS NULL"
+)
+
+
+def _mark_published(ids: list[int]) -> None:
+    if connection.vendor != "postgresql":
+        OutboxEvent.objects.filter(id__in=ids, published_at=None).update(
+            published_at=timezone.now(), attempts=F("attempts") + 1
+        )
+        return
+    # Once per batch on the hot path: plain SQL, without the ORM's query building.
+    with connection.cursor() as cursor:
+        cursor.execute(_MARK_PUBLISHED_SQL, [timezone.now(), ids])
 
 
 class _Dispatcher:
@@ -205,6 +220,7 @@ class _Dispatcher:
     """
 
     MAX_BATCH = 500
+    CONNECTION_UPKEEP_SECONDS = 5.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -247,6 +263,7 @@ class _Dispatcher:
     def _run(self) -> None:
         from django.db import close_old_connections
 
+        upkeep_at = 0.0
         while True:
             first = self._queue.get()
             if first is None:
@@ -262,12 +279,18 @@ class _Dispatcher:
                     self._queue.put(None)  # type: ignore[arg-type]  # stop after this batch
                     break
                 rows.extend(more)
+            failed = False
             try:
                 outbox_publish(rows)
             except Exception:  # noqa: BLE001 - the thread must survive; the relay covers these rows
+                failed = True
                 logger.exception("outbox publisher failed; the relay will send these events")
             finally:
-                close_old_connections()
+                # Django's connection upkeep (max age, dropping a broken connection) at most every few
+                # seconds: run per batch, it would cost a health-check round trip every time.
+                if failed or connection.errors_occurred or time.monotonic() >= upkeep_at:
+                    close_old_connections()
+                    upkeep_at = time.monotonic() + self.CONNECTION_UPKEEP_SECONDS
                 with self._done:
                     self._in_flight -= len(rows)
                     self._done.notify_all()
