@@ -168,7 +168,11 @@ def valuation_get(*, facts: PropertyFacts, as_of: dt.date | None = None) -> dict
     if cached is not None:
         return cached
     lock_key = f"{key}:lock"
-    if not cache.add(lock_key, uuid.uuid4().hex, timeout=LOCK_SECONDS):
+    token = uuid.uuid4().hex
+    # True: ours; False: someone else computes it; None: the cache is down (django-redis with
+    # IGNORE_EXCEPTIONS), so there is no one to wait for and nowhere to share the answer: compute now.
+    acquired = cache.add(lock_key, token, timeout=LOCK_SECONDS)
+    if acquired is False:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while time.monotonic() < deadline:
             time.sleep(LOCK_POLL_SECONDS)
@@ -180,8 +184,16 @@ def valuation_get(*, facts: PropertyFacts, as_of: dt.date | None = None) -> dict
         result = engine.value_property(facts, as_of, version_id)
         cache.set(key, result, timeout=settings.VALUATION_CACHE_SECONDS)
     finally:
-        cache.delete(lock_key)
+        if acquired:
+            _release(lock_key, token)
     return result
+
+
+def _release(lock_key: str, token: str) -> None:
+    """Delete the lock only while it is still ours: after LOCK_SECONDS it may have expired and been
+    taken by another computation, whose lock must stay."""
+    if cache.get(lock_key) == token:
+        cache.delete(lock_key)
 
 
 # A small per-process memory in front of Redis for the API's hottest answers, kept as the JSON
