@@ -2,8 +2,9 @@
 
 Targets (issue 3): intake throughput at least half of the bare endpoint's; p99 under 50 ms at a
 fixed 200 requests/s. Every request is a new lead (unique phone, email and address), so each one
-takes the full path: validation, duplicate check, lead + timeline + notification + outbox rows in
-one transaction, and the after-commit publish to the broker.
+takes the full path: validation, address parsing, the locked duplicate check and the inserts of the
+lead and its one `leads.fan_out` outbox event (one round trip), and the after-commit publish to the
+broker by the process's publisher thread. (The fan-out itself runs in a Celery worker, not here.)
 """
 
 from __future__ import annotations
