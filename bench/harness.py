@@ -101,11 +101,15 @@ class Server:
         env: dict[str, str] | None = None,
         workers: int = 2,
         threads: int = 4,
+        worker_connections: int = 8,
     ) -> None:
         self.settings_module = settings_module
         self.env = env or bench_env()
         self.workers = workers
         self.threads = threads
+        # gthread workers accept up to worker_connections keep-alive connections each; with the
+        # default (1000) one worker takes all 16 of load()'s connections and serves from one core.
+        self.worker_connections = worker_connections
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> str:
@@ -129,6 +133,8 @@ class Server:
                 "gthread",
                 "--threads",
                 str(self.threads),
+                "--worker-connections",
+                str(self.worker_connections),
                 "--keep-alive",
                 "30",
                 "--log-level",

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.messages.middleware import MessageMiddleware
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from leadsite.context import is_well_formed_request_id, lead_id_var, new_request_id, request_id_var
@@ -76,3 +77,13 @@ def body_limit_for(path: str) -> int | None:
     if path.startswith(("/api/", "/slack/")):
         return settings.API_MAX_BODY_BYTES
     return None
+
+
+class AdminMessageMiddleware(MessageMiddleware):
+    """Django's messages, for the admin's pages only: the JSON API never shows a flash message,
+    and building the storage costs every API request ~18 µs."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith("/api/"):
+            return self.get_response(request)
+        return super().__call__(request)

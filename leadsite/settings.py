@@ -54,7 +54,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "leadsite.middleware.AdminMessageMiddleware",  # django.contrib.messages, skipped for /api/
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -11,7 +11,7 @@ import math
 import pickle
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -74,7 +74,9 @@ class PropertyFacts:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a plain value, so a shallow copy equals dataclasses.asdict (which deep-copies
+        # and costs ~40 µs on the cached request path).
+        return dict(vars(self))
 
 
 # --- Model versions: which model values an as-of date, loaded once per process -------------------
