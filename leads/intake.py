@@ -29,7 +29,7 @@ from pydantic import ValidationError as PydanticValidationError
 from leads.models import IdempotencyRecord, Lead, LeadStatus, OutboxEvent, PropertyType, TimelineKind
 from leads.normalize import ParsedAddress, normalize_email, normalize_phone, parse_address
 from leads.outbox import dispatcher, outbox_add
-from leads.services import lead_fan_out_event, lead_timeline_add
+from leads.services import lead_fan_out_event, lead_notify_context, lead_timeline_add
 from leadsite.context import current_request_id, lead_id_var
 from leadsite.services import AuthenticatedKey
 from notifications.services import notify
@@ -287,7 +287,7 @@ def _lock_and_find_repeat(*, phone: str, email: str, address_key: str) -> Lead |
         )
     if repeat_id is None:
         return None
-    return Lead.objects.only("id", "status", "name", "phone", "email", "address").get(id=repeat_id)
+    return Lead.objects.only("id", "status", "name", "phone", "email", "address", "source").get(id=repeat_id)
 
 
 def _is_spam(payload: LeadIn) -> bool:
@@ -518,16 +518,7 @@ def _record_repeat(*, lead: Lead, payload: LeadIn, source: str) -> None:
         event_type="repeat_lead",
         key=f"lead:{lead.id}:repeat:{event.id}",
         lead_id=lead.id,
-        context={
-            "lead_id": str(lead.id),
-            "name": lead.name,
-            "phone": lead.phone,
-            "email": lead.email,
-            "address": lead.address,
-            "source": source,
-            "message": payload.message,
-            "status": lead.status,
-        },
+        context=lead_notify_context(lead, source=source, message=payload.message, status=lead.status),
     )
 
 

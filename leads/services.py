@@ -72,6 +72,19 @@ def user_display(user: AbstractBaseUser | None) -> str:
     return user.get_full_name() or user.get_username()
 
 
+def lead_notify_context(lead: Lead, **extra: Any) -> dict[str, Any]:
+    """What every Slack message about a lead shows (templates tolerate missing keys), plus `extra`."""
+    return {
+        "lead_id": str(lead.id),
+        "name": lead.name,
+        "phone": lead.phone,
+        "email": lead.email,
+        "address": lead.address,
+        "source": lead.source,
+        **extra,
+    }
+
+
 def _user_context(user: AbstractBaseUser | None) -> dict[str, Any]:
     if user is None:
         return {"assignee": "", "assignee_id": None, "assignee_username": "", "assignee_email": ""}
@@ -134,18 +147,13 @@ def _fan_out_locked(*, lead: Lead, publish_now: bool) -> None:
         event_type="new_lead",
         key=f"lead:{lead.id}:new_lead",
         lead_id=lead.id,
-        context={
-            "lead_id": str(lead.id),
-            "name": lead.name,
-            "phone": lead.phone,
-            "email": lead.email,
-            "address": lead.address,
-            "source": lead.source,
-            "message": lead.message,
-            "asking_price": str(lead.asking_price) if lead.asking_price is not None else None,
-            "timeline": lead.timeline,
-            "condition": lead.condition,
-        },
+        context=lead_notify_context(
+            lead,
+            message=lead.message,
+            asking_price=str(lead.asking_price) if lead.asking_price is not None else None,
+            timeline=lead.timeline,
+            condition=lead.condition,
+        ),
     )
     # Assignment first: it is quick and starts the speed-to-lead work; valuation can take longer.
     outbox_add(
@@ -242,7 +250,7 @@ def lead_claim(*, lead_id: uuid.UUID | str, user: AbstractBaseUser) -> tuple[boo
         if not claimed:
             lead = Lead.objects.select_related("assigned_to").get(id=lead_id)
             return False, lead.assigned_to
-        lead = Lead.objects.only("id", "name", "phone", "address", "source").get(id=lead_id)
+        lead = Lead.objects.only("id", "name", "phone", "email", "address", "source").get(id=lead_id)
         lead_timeline_add(
             lead_id=lead_id,
             kind=TimelineKind.CLAIMED,
@@ -254,15 +262,7 @@ def lead_claim(*, lead_id: uuid.UUID | str, user: AbstractBaseUser) -> tuple[boo
             event_type="lead_claimed",
             key=f"lead:{lead_id}:lead_claimed",
             lead_id=lead_id,
-            context={
-                "lead_id": str(lead_id),
-                "name": lead.name,
-                "phone": lead.phone,
-                "address": lead.address,
-                "source": lead.source,
-                "claimed_by": user_display(user),
-                **_user_context(user),
-            },
+            context=lead_notify_context(lead, claimed_by=user_display(user), **_user_context(user)),
         )
     return True, user
 
@@ -340,14 +340,7 @@ def _change_status_locked(*, lead: Lead, status: str, actor: AbstractBaseUser | 
         event_type="lead_status",
         key=f"lead:{lead.id}:status:{event.id}",
         lead_id=lead.id,
-        context={
-            "lead_id": str(lead.id),
-            "name": lead.name,
-            "address": lead.address,
-            "from": old,
-            "to": status,
-            "by": who,
-        },
+        context=lead_notify_context(lead, **{"from": old, "to": status, "by": who}),
     )
 
 
@@ -389,16 +382,12 @@ def _lead_sla_breach(*, lead_id: uuid.UUID, now: datetime.datetime) -> bool:
                 event_type="sla_breach",
                 key=f"lead:{lead_id}:sla_breach",
                 lead_id=lead_id,
-                context={
-                    "lead_id": str(lead_id),
-                    "name": lead.name,
-                    "phone": lead.phone,
-                    "address": lead.address,
-                    "source": lead.source,
-                    "sla_minutes": settings.LEAD_SLA_MINUTES,
-                    "minutes_waiting": minutes,
+                context=lead_notify_context(
+                    lead,
+                    sla_minutes=settings.LEAD_SLA_MINUTES,
+                    minutes_waiting=minutes,
                     **_user_context(assignee),
-                },
+                ),
             )
         return True
     finally:
