@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import before_task_publish, task_postrun, task_prerun
+from celery.signals import beat_init, before_task_publish, celeryd_init, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadsite.settings")
 
@@ -58,3 +58,17 @@ def _clear_correlation(task_id: str | None = None, **kwargs: Any) -> None:
     if tokens:
         request_id_var.reset(tokens[0])
         lead_id_var.reset(tokens[1])
+
+
+@celeryd_init.connect
+@beat_init.connect
+def _refuse_to_start_without_secret(**kwargs: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from leadsite.env import require_secret_key
+
+    try:
+        require_secret_key()
+    except ImproperlyConfigured as exc:
+        # Celery logs and swallows exceptions raised by signal handlers; SystemExit stops the process.
+        raise SystemExit(f"leadsite: {exc}") from None

@@ -85,3 +85,11 @@ def env_url(
     if parsed.scheme in {"http", "https", "redis", "rediss", "postgres", "postgresql", "amqp"} and not parsed.hostname:
         raise ImproperlyConfigured(f"{name} must name a host, got {value!r}")
     return value
+
+
+def require_secret_key() -> None:
+    """Called by the entry points that serve or sign (wsgi, asgi, runserver, Celery worker and beat)."""
+    from django.conf import settings
+
+    if settings.LEADSITE_SECRET_KEY_MISSING:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")

@@ -19,11 +19,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("LEADSITE_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
-    SECRET_KEY = "insecure-dev-key-only-for-DJANGO_DEBUG=1"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or ("insecure-dev-key-only-for-DJANGO_DEBUG=1" if DEBUG else "")
+# Outside debug a missing key is refused by every process that serves or signs (gunicorn,
+# runserver, Celery worker and beat: leadsite.env.require_secret_key), while maintenance commands
+# such as `migrate` and `makemigrations` still run without one.
+LEADSITE_SECRET_KEY_MISSING = not SECRET_KEY
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 
 INSTALLED_APPS = [

@@ -3,8 +3,11 @@ import os
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
+from leadsite.env import require_secret_key
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadsite.settings")
 application = get_wsgi_application()
+require_secret_key()
 
 # Import every view module (and what they import: scikit-learn, stripe) while the worker boots,
 # not inside the first request it serves.
