@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from leads.views import form_example
 from leadsite.api import api
 from notifications.views import slack_interactions
 
@@ -8,4 +9,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("slack/interactions", slack_interactions, name="slack-interactions"),
+    path("form/example/", form_example, name="form-example"),
 ]
