@@ -12,8 +12,9 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
-from leadsite.env import env_bool, env_int, env_list, env_str, env_url
+from leadsite.env import env_bool, env_int, env_list, env_str, env_url, redis_url_db, redis_url_with_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("LEADSITE_VAR_DIR", str(BASE_DIR / "var")))
@@ -78,11 +79,21 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "pgsql", "sqlite"))
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 2, minimum=2, maximum=60)  # seconds
+DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000, minimum=0)  # 0 = no limit
+DATABASE_LOCK_TIMEOUT_MS = env_int("DATABASE_LOCK_TIMEOUT_MS", 2_000, minimum=0)  # 0 = no limit
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        # A dead database must not hang a request: fail fast and let /api/health say so.
-        DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 3
+        # A dead or stuck database must not hang a request: connect, statement and lock waits are
+        # bounded, and the API answers 503 + Retry-After (leadsite.outages) instead of hanging.
+        # 2 s is libpq's (and psycopg's) smallest connect timeout; a refused connection fails at once.
+        _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+        _db_options["connect_timeout"] = DATABASE_CONNECT_TIMEOUT
+        # lock_timeout also bounds pg_advisory_xact_lock (the intake's duplicate lock, leads/intake.py).
+        _db_options["options"] = (
+            f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS} -c lock_timeout={DATABASE_LOCK_TIMEOUT_MS}"
+        )
 else:
     DATABASES = {
         "default": {
@@ -127,13 +138,26 @@ else:
     }
 
 # --- Celery ---------------------------------------------------------------------------------
+# The broker defaults to the cache's Redis server but its own database (the next number: 0 -> 1,
+# 15 -> 0), so a cache FLUSHDB never drops queued tasks. Its Redis must run with
+# `maxmemory-policy noeviction` (README, "Reliability"): an evicted task is a lost task.
+_DEFAULT_BROKER_URL = ""
+if REDIS_URL:
+    _DEFAULT_BROKER_URL = redis_url_with_db(REDIS_URL, (redis_url_db(REDIS_URL) + 1) % 16)
 CELERY_BROKER_URL = (
     env_url(
         "CELERY_BROKER_URL",
-        REDIS_URL,
-        schemes=("redis", "rediss", "amqp", "pyamqp", "filesystem", "memory", "sqs"),
+        _DEFAULT_BROKER_URL,
+        schemes=("redis", "rediss", "amqp", "pyamqp", "filesystem", "memory", "sqs", "unix"),
     )
     or "filesystem://localhost/"
+)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
+# How long a task taken by a worker that then vanished (host gone, SIGKILL) waits before the broker
+# hands it out again: a little over the hard time limit, so a task that is still running is not
+# handed out twice. The effect-based repair (leads.repair) covers anything lost for good.
+CELERY_BROKER_VISIBILITY_TIMEOUT = env_int(
+    "CELERY_BROKER_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 60, minimum=1, maximum=24 * 3600
 )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -146,13 +170,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(VAR_DIR / "broker-control"),
         "store_processed": False,
     }
-elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
+elif CELERY_BROKER_URL.startswith(("redis", "rediss", "unix")):
     # Short socket timeouts so a publisher never hangs on a broker that is down or stalled;
     # `visibility_timeout` is how long an un-acked (acks_late) task waits before redelivery.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "socket_timeout": 2,
         "socket_connect_timeout": 1,
-        "visibility_timeout": 3600,
+        "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
         "retry_on_timeout": False,
         # kombu otherwise retries a failed connect for `connect_timeout` seconds inside publish.
         "max_retries": 1,
@@ -162,7 +186,6 @@ elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = max(1, CELERY_TASK_TIME_LIMIT - 30)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
@@ -171,6 +194,25 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # Publishing from a request must not sit in kombu's retry loop: fail fast, the outbox relays later.
 CELERY_TASK_PUBLISH_RETRY = False
+# Separate queues, so a backlog of one kind of work never starves another: Slack posts (rate
+# limited by Slack) on `slack`, valuations (CPU) on `valuation`, beat's periodic jobs on `upkeep`,
+# the lead journey on the default `celery`. Every worker command (Procfile, README, tests) consumes
+# all four (a worker started without -Q consumes every queue listed here) unless a deployment
+# dedicates workers to some of them. Exact task names win over patterns.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = tuple(Queue(name) for name in ("celery", "slack", "valuation", "upkeep"))
+CELERY_TASK_ROUTES = {
+    "leads.relay_outbox": {"queue": "upkeep"},
+    "leads.check_sla": {"queue": "upkeep"},
+    "leads.purge_idempotency_records": {"queue": "upkeep"},
+    "leads.repair_fan_out": {"queue": "upkeep"},
+    "notifications.sweep": {"queue": "upkeep"},
+    "notifications.daily_digest": {"queue": "upkeep"},
+    "logs.*": {"queue": "upkeep"},
+    "valuation.retrain_if_due": {"queue": "upkeep"},
+    "valuation.*": {"queue": "valuation"},
+    "notifications.*": {"queue": "slack"},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
 

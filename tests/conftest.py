@@ -76,10 +76,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Every queue leadsite routes to (leadsite.settings CELERY_TASK_ROUTES), as the Procfile's worker consumes them.
+ALL_QUEUES = "celery,slack,valuation,upkeep"
+
+
 class WorkerProcess:
     """A real `celery -A leadsite worker` subprocess pointed at the test database."""
 
-    def __init__(self, env: dict[str, str], queues: str = "celery", concurrency: int = 1) -> None:
+    def __init__(self, env: dict[str, str], queues: str = ALL_QUEUES, concurrency: int = 1) -> None:
         self.env = env
         self.queues = queues
         self.concurrency = concurrency
@@ -168,7 +172,7 @@ def start_worker(worker_env) -> Iterator[Callable[..., WorkerProcess]]:
     app.control.purge()
     workers: list[WorkerProcess] = []
 
-    def start(queues: str = "celery", concurrency: int = 1, **overrides: str) -> WorkerProcess:
+    def start(queues: str = ALL_QUEUES, concurrency: int = 1, **overrides: str) -> WorkerProcess:
         env = {**worker_env, **overrides}
         worker = WorkerProcess(env, queues=queues, concurrency=concurrency).start()
         workers.append(worker)
