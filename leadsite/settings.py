@@ -233,6 +233,8 @@ SLACK_MAX_ATTEMPTS = env_int("SLACK_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
 SLACK_SENDING_STALE_SECONDS = env_int("SLACK_SENDING_STALE_SECONDS", 120, minimum=1, maximum=86400)
 ALERT_COLLAPSE_SECONDS = env_int("ALERT_COLLAPSE_SECONDS", 600, minimum=1, maximum=86400)
 LEAD_SLA_MINUTES = env_int("LEAD_SLA_MINUTES", 5, minimum=1, maximum=7 * 24 * 60)
+# Effect-based repair (leads/repair.py): a lead this old without its fan-out effects is repaired.
+LEAD_REPAIR_GRACE_SECONDS = env_int("LEAD_REPAIR_GRACE_SECONDS", 120, minimum=1, maximum=24 * 3600)
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 30, minimum=1, maximum=3650)
 # Central logs: an `alert` when this many ERROR+ entries land within 5 minutes (once per 5-minute window).
 LOG_ERROR_SPIKE_THRESHOLD = env_int("LOG_ERROR_SPIKE_THRESHOLD", 20, minimum=1)
