@@ -42,6 +42,11 @@ REPAIR_TIME_BUDGET_SECONDS = 40.0
 # other than a lost message is wrong with it, and re-running it forever would only hide that.
 REPAIR_MAX_ATTEMPTS = 10
 
+# While the broker holds more than this many waiting messages the workers are behind, and what
+# looks missing is most likely still queued: the run then only marks complete leads. Re-running
+# the fan-out of a backlog would lengthen it (every re-armed event is one more message in line).
+REPAIR_BACKLOG_LIMIT = 1000
+
 # Which outbox event stands for which effect (their keys are written by leads.services).
 _EVENT_FOR_EFFECT = {"assigned": "assign", "valuation": "valuation"}
 
@@ -52,9 +57,34 @@ class RepairReport:
     complete: int = 0
     repaired: int = 0
     missing: dict[str, int] = field(default_factory=dict)
+    deferred: bool = False  # the broker had a backlog: nothing was re-run this time
 
     def as_dict(self) -> dict[str, object]:
-        return {"checked": self.checked, "complete": self.complete, "repaired": self.repaired, "missing": self.missing}
+        return {
+            "checked": self.checked,
+            "complete": self.complete,
+            "repaired": self.repaired,
+            "missing": self.missing,
+            "deferred": self.deferred,
+        }
+
+
+def broker_backlog() -> int | None:
+    """Messages waiting in the broker's queues; None when the broker cannot tell (down, no counts)."""
+    from leadsite.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            channel = conn.default_channel
+            total = 0
+            for queue in app.amqp.queues:
+                try:
+                    total += channel.queue_declare(queue=queue, passive=True).message_count
+                except conn.channel_errors:
+                    continue  # never declared: nothing waits in it
+            return total
+    except Exception:  # noqa: BLE001 - no answer means no evidence of a backlog
+        return None
 
 
 def _due(now: datetime.datetime, grace: datetime.timedelta) -> Q:
@@ -79,6 +109,10 @@ def leads_fan_out_repair(
     grace = grace if grace is not None else datetime.timedelta(seconds=settings.LEAD_REPAIR_GRACE_SECONDS)
     report = RepairReport()
     assignment_expected = bool(acquisitions_staff())
+    backlog = broker_backlog()
+    report.deferred = backlog is not None and backlog > REPAIR_BACKLOG_LIMIT
+    if report.deferred:
+        logger.info("fan-out repair deferred: %s message(s) waiting in the broker", backlog)
     started = time.monotonic()
     while time.monotonic() - started < time_budget:
         lead_ids = list(
@@ -92,6 +126,8 @@ def leads_fan_out_repair(
             Lead.objects.filter(id__in=complete, fan_out_done_at=None).update(fan_out_done_at=now)
         report.checked += len(lead_ids)
         report.complete += len(complete)
+        if report.deferred:
+            break  # the incomplete leads stay first in line; the next run goes on
         for lead_id, effects in missing.items():
             if not effects:
                 continue

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from leadsite.env import env_bool, env_int, env_list, env_str, env_url, redis_url_db, redis_url_with_db
 
@@ -200,7 +200,9 @@ CELERY_TASK_PUBLISH_RETRY = False
 # all four (a worker started without -Q consumes every queue listed here) unless a deployment
 # dedicates workers to some of them. Exact task names win over patterns.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = tuple(Queue(name) for name in ("celery", "slack", "valuation", "upkeep"))
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name), routing_key=name) for name in ("celery", "slack", "valuation", "upkeep")
+)
 CELERY_TASK_ROUTES = {
     "leads.relay_outbox": {"queue": "upkeep"},
     "leads.check_sla": {"queue": "upkeep"},
@@ -231,6 +233,8 @@ SLACK_CHANNEL_RATE_PER_MINUTE = env_int("SLACK_CHANNEL_RATE_PER_MINUTE", 60, min
 SLACK_CHANNEL_BURST = env_int("SLACK_CHANNEL_BURST", 2, minimum=1, maximum=100)
 SLACK_MAX_ATTEMPTS = env_int("SLACK_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
 SLACK_SENDING_STALE_SECONDS = env_int("SLACK_SENDING_STALE_SECONDS", 120, minimum=1, maximum=86400)
+# A pending delivery whose planned attempt is this much overdue lost its task: the sweeper re-queues it.
+SLACK_SWEEP_GRACE_SECONDS = env_int("SLACK_SWEEP_GRACE_SECONDS", 60, minimum=1, maximum=86400)
 ALERT_COLLAPSE_SECONDS = env_int("ALERT_COLLAPSE_SECONDS", 600, minimum=1, maximum=86400)
 LEAD_SLA_MINUTES = env_int("LEAD_SLA_MINUTES", 5, minimum=1, maximum=7 * 24 * 60)
 # Effect-based repair (leads/repair.py): a lead this old without its fan-out effects is repaired.

@@ -66,6 +66,7 @@ def test_lead_whose_fan_out_task_was_lost_is_fanned_out_by_the_repair(form_key, 
         "complete": 0,
         "repaired": 1,
         "missing": {"created": 1, "new_lead": 1, "assigned": 1, "valuation": 1},
+        "deferred": False,
     }
     assert kinds(lead_id) == ["created"]
     assert Delivery.objects.filter(key=f"lead:{lead_id}:new_lead").count() == 1
@@ -163,3 +164,28 @@ def test_candidates_come_from_the_partial_index_not_the_whole_table(form_key, dj
         plan = "\n".join(row[0] for row in cursor.fetchall())
         cursor.execute("SET enable_seqscan = on")
     assert "lead_fan_out_open_idx" in plan, plan
+
+
+def test_with_a_broker_backlog_the_repair_only_marks_and_re_runs_nothing(form_key, acquisitions, monkeypatch):
+    from leads import repair
+    from leadsite.celery import app
+
+    acquisitions("alice")
+    done = intake(form_key, phone="2065550188", email="")
+    run_journey(done)
+    lost = intake(form_key)
+    # The workers are behind: more messages wait in the broker than the limit allows.
+    monkeypatch.setattr(repair, "REPAIR_BACKLOG_LIMIT", 3)
+    with app.connection_for_write() as conn:
+        for _ in range(4):
+            app.send_task("leadsite.ping", args=["backlog"], connection=conn)
+    try:
+        report = leads_fan_out_repair(now=timezone.now() + LATER)
+        assert (report.deferred, report.complete, report.repaired) == (True, 1, 0)
+        assert kinds(lost) == [] and Lead.objects.get(id=done).fan_out_done_at is not None
+    finally:
+        app.control.purge()
+    # Drained: the lost lead is repaired.
+    report = leads_fan_out_repair(now=timezone.now() + LATER)
+    assert (report.deferred, report.repaired) == (False, 1)
+    assert kinds(lost) == ["created"]
