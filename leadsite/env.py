@@ -106,7 +106,8 @@ def redis_url_with_db(url: str, db: int) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "db"]
     if parts.scheme == "unix":
-        return urlunsplit(parts._replace(query=urlencode([*query, ("db", str(db))])))
+        # Built by hand: urlunsplit() turns "unix:///path" into "unix:/path".
+        return f"unix://{parts.netloc}{parts.path}?{urlencode([*query, ('db', str(db))])}"
     return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
 
 
