@@ -9,10 +9,11 @@ retry a 503; a 500 says "our bug".
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import redis.exceptions
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 
 logger = logging.getLogger(__name__)
@@ -48,3 +49,26 @@ def install_outage_handlers(api: NinjaAPI) -> None:
 
     for exc_class in (*DATABASE_ERRORS, *REDIS_ERRORS):
         api.add_exception_handler(exc_class, handler)
+
+
+class OutageMiddleware:
+    """The same 503 for views outside the NinjaAPI (Slack interactions, the admin), which would
+    otherwise answer Django's 500 page when the database is down."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, (*DATABASE_ERRORS, *REDIS_ERRORS)):
+            return None
+        logger.warning("503 on %s %s: %s: %s", request.method, request.path, exception.__class__.__name__, exception)
+        detail = outage_detail(exception)
+        if request.path.startswith(("/api/", "/slack/")):
+            response: HttpResponse = JsonResponse({"detail": detail}, status=503)
+        else:
+            response = HttpResponse(f"Service unavailable: {detail}.", status=503, content_type="text/plain")
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response

@@ -57,6 +57,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "leadsite.middleware.AdminMessageMiddleware",  # django.contrib.messages, skipped for /api/
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "leadsite.outages.OutageMiddleware",  # database/Redis down in a non-API view: 503, not 500
 ]
 
 ROOT_URLCONF = "leadsite.urls"
