@@ -294,6 +294,8 @@ def main() -> int:
         # One channel at 100 leads/s: Slack's real 1/s would be the only thing measured.
         SLACK_CHANNEL_RATE_PER_MINUTE=os.environ.get("SLACK_CHANNEL_RATE_PER_MINUTE", "6000"),
         SLACK_CHANNEL_BURST=os.environ.get("SLACK_CHANNEL_BURST", "100"),
+        # Nobody works the soak's leads: without this each would also raise a speed-to-lead alert.
+        LEAD_SLA_MINUTES=os.environ.get("LEAD_SLA_MINUTES", "10080"),
     )
     log(f"soak: {SECONDS:.0f} s at {RATE:.0f} leads/s; database {DATABASE_URL}, redis-server :{redis_server.port}")
     prepare_database(env)
@@ -321,7 +323,17 @@ def main() -> int:
             break
         except OSError:
             time.sleep(0.2)
-    time.sleep(5)  # let the worker and beat finish booting before the clock starts
+    # gunicorn listens before its workers have booted: wait for real answers before the clock starts.
+    while time.monotonic() < deadline + 120:
+        try:
+            health = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            health.request("GET", "/api/health")
+            if health.getresponse().status == 200:
+                break
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.5)
+    time.sleep(5)  # and let the worker and beat finish booting
     results = Results()
     loader = threading.Thread(target=post_leads, args=(base_url, key, results, SECONDS, RATE), daemon=True)
     load_started = time.monotonic()
