@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/leadsite
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/14
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench soak clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ format: install
 
 bench: install
 	$(PY) bench/run.py $(BENCH)
+
+# Minutes of steady intake with a worker SIGKILL and a broker restart midway (soak/run.py).
+# SOAK_SECONDS (600), SOAK_RATE (100 leads/s), SOAK_DRAIN_SECONDS (900), SOAK_DATABASE_URL.
+soak: install
+	$(PY) soak/run.py
 
 clean:
 	rm -rf var

@@ -100,6 +100,12 @@ class Lead(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Effect-based repair (leads/repair.py): when every fan-out effect was seen in place, and the
+    # repairs done while some were missing. Only leads without the marker are ever looked at again.
+    fan_out_done_at = models.DateTimeField(null=True, blank=True, help_text="every fan-out effect seen in place")
+    fan_out_repaired_at = models.DateTimeField(null=True, blank=True)
+    fan_out_repairs = models.PositiveSmallIntegerField(default=0)
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -110,6 +116,13 @@ class Lead(models.Model):
             models.Index(fields=["email", "address_key"]),
             models.Index(
                 fields=["created_at"], name="lead_sla_open_idx", condition=Q(status="new", first_contacted_at=None)
+            ),
+            # The repair's candidates: a small index of the leads not yet seen complete, so the query
+            # stays cheap however many leads there are.
+            models.Index(
+                fields=["created_at"],
+                name="lead_fan_out_open_idx",
+                condition=Q(fan_out_done_at=None) & ~Q(status="spam"),
             ),
         ]
 

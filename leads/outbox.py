@@ -327,3 +327,18 @@ def outbox_relay(*, grace: timedelta = RELAY_GRACE, batch: int = RELAY_BATCH) ->
         total += len(sent)
         if len(rows) < batch:
             return total
+
+
+def outbox_rearm(*, keys: Iterable[str], reason: str) -> list[OutboxEvent]:
+    """Publish these events again after the caller's transaction commits: they were published, but
+    the effect they stand for never happened (the task was lost in the broker or died for good).
+
+    For the effect-based repair (leads.repair). Consumers are idempotent, so re-arming an event
+    whose task was only late is harmless. Returns the re-armed rows.
+    """
+    rows = list(OutboxEvent.objects.select_for_update().filter(key__in=list(keys)))
+    if not rows:
+        return []
+    OutboxEvent.objects.filter(id__in=[row.id for row in rows]).update(published_at=None, last_error=reason[:1000])
+    transaction.on_commit(lambda: outbox_publish(rows))
+    return rows

@@ -13,7 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
-from leads.models import Lead, LeadEvent, LeadStatus
+from leads.models import Lead, LeadEvent, LeadStatus, TimelineKind
 from valuation.selectors import lead_valuation
 
 _DIGITS = re.compile(r"\d")
@@ -183,3 +183,34 @@ def lead_detail(lead_id: uuid.UUID) -> dict[str, Any] | None:
         # Offers arrive with the grading app.
         "offers": [],
     }
+
+
+# --- Fan-out effects (for the effect-based repair, leads/repair.py) --------------------------------
+
+FAN_OUT_EFFECTS = ("created", "new_lead", "assigned", "valuation")
+
+
+def leads_fan_out_missing(*, lead_ids: list[uuid.UUID], assignment_expected: bool) -> dict[uuid.UUID, set[str]]:
+    """For each lead, which fan-out effects are not there (an empty set: all of them are).
+
+    Judged by the effect, never by "the task was published": the `created` timeline entry, the
+    New Lead delivery row, an assignment (only when there is acquisitions staff to assign to; a
+    lead assigned or unassigned by hand counts), and a valuation attempt (its `valuation` timeline
+    entry, written whether or not a value came out). Four indexed queries for the whole batch.
+    """
+    from notifications.models import Delivery
+
+    if not lead_ids:
+        return {}
+    kinds = [TimelineKind.CREATED, TimelineKind.VALUATION] + ([TimelineKind.ASSIGNED] if assignment_expected else [])
+    seen: dict[uuid.UUID, set[str]] = {lead_id: set() for lead_id in lead_ids}
+    for lead_id, kind in LeadEvent.objects.filter(lead_id__in=lead_ids, kind__in=kinds).values_list("lead_id", "kind"):
+        seen[lead_id].add(kind)
+    keys = {f"lead:{lead_id}:new_lead": lead_id for lead_id in lead_ids}
+    for key in Delivery.objects.filter(key__in=list(keys)).values_list("key", flat=True):
+        seen[keys[key]].add("new_lead")
+    if assignment_expected:
+        for lead_id in Lead.objects.filter(id__in=lead_ids, assigned_to__isnull=False).values_list("id", flat=True):
+            seen[lead_id].add("assigned")
+    expected = set(FAN_OUT_EFFECTS) if assignment_expected else set(FAN_OUT_EFFECTS) - {"assigned"}
+    return {lead_id: expected - effects for lead_id, effects in seen.items()}

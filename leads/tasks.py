@@ -7,6 +7,7 @@ from django.db import DatabaseError
 
 from leads.intake import idempotency_records_purge
 from leads.outbox import outbox_relay
+from leads.repair import leads_fan_out_repair
 from leads.services import lead_assign_round_robin, lead_fan_out, lead_sla_breaches_raise
 from leadsite.context import lead_id_var
 
@@ -53,3 +54,9 @@ def check_sla() -> int:
 @shared_task(name="leads.purge_idempotency_records")
 def purge_idempotency_records() -> int:
     return idempotency_records_purge()
+
+
+@shared_task(name="leads.repair_fan_out")
+def repair_fan_out() -> dict[str, object]:
+    """Beat: re-run the fan-out of leads whose effects are missing past the grace period (leads/repair.py)."""
+    return leads_fan_out_repair().as_dict()

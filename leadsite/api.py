@@ -11,6 +11,7 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError
 
 from leadsite.auth import RateLimited
+from leadsite.outages import install_outage_handlers
 from leadsite.parser import JsonParser
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
 
 install_error_handlers(api)
+# Database / Redis unreachable: 503 + Retry-After at once (leadsite/outages.py).
+install_outage_handlers(api)
 
 
 def _mount_routers() -> None:

@@ -93,3 +93,28 @@ def require_secret_key() -> None:
 
     if settings.LEADSITE_SECRET_KEY_MISSING:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    """`url` (redis://, rediss://, unix://) pointing at database number `db` instead of its own.
+
+    The default broker lives next to the cache on the same server but in another database, so a
+    cache FLUSHDB or an eviction of cache keys never drops queued tasks.
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "db"]
+    if parts.scheme == "unix":
+        # Built by hand: urlunsplit() turns "unix:///path" into "unix:/path".
+        return f"unix://{parts.netloc}{parts.path}?{urlencode([*query, ('db', str(db))])}"
+    return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
+
+
+def redis_url_db(url: str) -> int:
+    """The database number a redis URL selects (path `/n` or `?db=n`; 0 when it names none)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    db = parse_qs(parts.query).get("db", [""])[0] or parts.path.strip("/")
+    return int(db) if db.isdigit() else 0

@@ -7,7 +7,10 @@ import uuid
 
 from django.core.cache import cache
 from django.db import connection
+from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema, Status
+
+from leadsite.outages import RETRY_AFTER_SECONDS
 
 router = Router(tags=["health"])
 
@@ -54,7 +57,7 @@ def _check_broker() -> str:
 
 
 @router.get("/health", response={200: HealthOut, 503: HealthOut}, auth=None, summary="Service health")
-def health(request):
+def health(request: HttpRequest, response: HttpResponse) -> Status:
     started = time.perf_counter()
     parts = {"database": _check_database(), "cache": _check_cache(), "broker": _check_broker()}
     if parts["database"] != "ok":
@@ -63,4 +66,7 @@ def health(request):
         overall, code = "degraded", 200
     else:
         overall, code = "ok", 200
-    return Status(code, {"status": overall, **parts, "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
+    body = {"status": overall, **parts, "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
+    if code == 503:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return Status(code, body)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
-from leadsite.env import env_bool, env_int, env_list, env_str, env_url
+from leadsite.env import env_bool, env_int, env_list, env_str, env_url, redis_url_db, redis_url_with_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("LEADSITE_VAR_DIR", str(BASE_DIR / "var")))
@@ -56,6 +57,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "leadsite.middleware.AdminMessageMiddleware",  # django.contrib.messages, skipped for /api/
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "leadsite.outages.OutageMiddleware",  # database/Redis down in a non-API view: 503, not 500
 ]
 
 ROOT_URLCONF = "leadsite.urls"
@@ -78,11 +80,21 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "pgsql", "sqlite"))
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 2, minimum=2, maximum=60)  # seconds
+DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000, minimum=0)  # 0 = no limit
+DATABASE_LOCK_TIMEOUT_MS = env_int("DATABASE_LOCK_TIMEOUT_MS", 2_000, minimum=0)  # 0 = no limit
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        # A dead database must not hang a request: fail fast and let /api/health say so.
-        DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 3
+        # A dead or stuck database must not hang a request: connect, statement and lock waits are
+        # bounded, and the API answers 503 + Retry-After (leadsite.outages) instead of hanging.
+        # 2 s is libpq's (and psycopg's) smallest connect timeout; a refused connection fails at once.
+        _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+        _db_options["connect_timeout"] = DATABASE_CONNECT_TIMEOUT
+        # lock_timeout also bounds pg_advisory_xact_lock (the intake's duplicate lock, leads/intake.py).
+        _db_options["options"] = (
+            f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS} -c lock_timeout={DATABASE_LOCK_TIMEOUT_MS}"
+        )
 else:
     DATABASES = {
         "default": {
@@ -127,13 +139,26 @@ else:
     }
 
 # --- Celery ---------------------------------------------------------------------------------
+# The broker defaults to the cache's Redis server but its own database (the next number: 0 -> 1,
+# 15 -> 0), so a cache FLUSHDB never drops queued tasks. Its Redis must run with
+# `maxmemory-policy noeviction` (README, "Reliability"): an evicted task is a lost task.
+_DEFAULT_BROKER_URL = ""
+if REDIS_URL:
+    _DEFAULT_BROKER_URL = redis_url_with_db(REDIS_URL, (redis_url_db(REDIS_URL) + 1) % 16)
 CELERY_BROKER_URL = (
     env_url(
         "CELERY_BROKER_URL",
-        REDIS_URL,
-        schemes=("redis", "rediss", "amqp", "pyamqp", "filesystem", "memory", "sqs"),
+        _DEFAULT_BROKER_URL,
+        schemes=("redis", "rediss", "amqp", "pyamqp", "filesystem", "memory", "sqs", "unix"),
     )
     or "filesystem://localhost/"
+)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
+# How long a task taken by a worker that then vanished (host gone, SIGKILL) waits before the broker
+# hands it out again: a little over the hard time limit, so a task that is still running is not
+# handed out twice. The effect-based repair (leads.repair) covers anything lost for good.
+CELERY_BROKER_VISIBILITY_TIMEOUT = env_int(
+    "CELERY_BROKER_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 60, minimum=1, maximum=24 * 3600
 )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -149,13 +174,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # new_lead delivery) would wait up to that. A directory listing every 100 ms costs ~2% of a core.
         "polling_interval": 0.1,
     }
-elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
+elif CELERY_BROKER_URL.startswith(("redis", "rediss", "unix")):
     # Short socket timeouts so a publisher never hangs on a broker that is down or stalled;
     # `visibility_timeout` is how long an un-acked (acks_late) task waits before redelivery.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "socket_timeout": 2,
         "socket_connect_timeout": 1,
-        "visibility_timeout": 3600,
+        "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
         "retry_on_timeout": False,
         # kombu otherwise retries a failed connect for `connect_timeout` seconds inside publish.
         "max_retries": 1,
@@ -165,7 +190,6 @@ elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = max(1, CELERY_TASK_TIME_LIMIT - 30)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
@@ -174,6 +198,27 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # Publishing from a request must not sit in kombu's retry loop: fail fast, the outbox relays later.
 CELERY_TASK_PUBLISH_RETRY = False
+# Separate queues, so a backlog of one kind of work never starves another: Slack posts (rate
+# limited by Slack) on `slack`, valuations (CPU) on `valuation`, beat's periodic jobs on `upkeep`,
+# the lead journey on the default `celery`. Every worker command (Procfile, README, tests) consumes
+# all four (a worker started without -Q consumes every queue listed here) unless a deployment
+# dedicates workers to some of them. Exact task names win over patterns.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name), routing_key=name) for name in ("celery", "slack", "valuation", "upkeep")
+)
+CELERY_TASK_ROUTES = {
+    "leads.relay_outbox": {"queue": "upkeep"},
+    "leads.check_sla": {"queue": "upkeep"},
+    "leads.purge_idempotency_records": {"queue": "upkeep"},
+    "leads.repair_fan_out": {"queue": "upkeep"},
+    "notifications.sweep": {"queue": "upkeep"},
+    "notifications.daily_digest": {"queue": "upkeep"},
+    "logs.*": {"queue": "upkeep"},
+    "valuation.retrain_if_due": {"queue": "upkeep"},
+    "valuation.*": {"queue": "valuation"},
+    "notifications.*": {"queue": "slack"},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
 
@@ -192,8 +237,12 @@ SLACK_CHANNEL_RATE_PER_MINUTE = env_int("SLACK_CHANNEL_RATE_PER_MINUTE", 60, min
 SLACK_CHANNEL_BURST = env_int("SLACK_CHANNEL_BURST", 2, minimum=1, maximum=100)
 SLACK_MAX_ATTEMPTS = env_int("SLACK_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
 SLACK_SENDING_STALE_SECONDS = env_int("SLACK_SENDING_STALE_SECONDS", 120, minimum=1, maximum=86400)
+# A pending delivery whose planned attempt is this much overdue lost its task: the sweeper re-queues it.
+SLACK_SWEEP_GRACE_SECONDS = env_int("SLACK_SWEEP_GRACE_SECONDS", 60, minimum=1, maximum=86400)
 ALERT_COLLAPSE_SECONDS = env_int("ALERT_COLLAPSE_SECONDS", 600, minimum=1, maximum=86400)
 LEAD_SLA_MINUTES = env_int("LEAD_SLA_MINUTES", 5, minimum=1, maximum=7 * 24 * 60)
+# Effect-based repair (leads/repair.py): a lead this old without its fan-out effects is repaired.
+LEAD_REPAIR_GRACE_SECONDS = env_int("LEAD_REPAIR_GRACE_SECONDS", 120, minimum=1, maximum=24 * 3600)
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 30, minimum=1, maximum=3650)
 # Central logs: an `alert` when this many ERROR+ entries land within 5 minutes (once per 5-minute window).
 LOG_ERROR_SPIKE_THRESHOLD = env_int("LOG_ERROR_SPIKE_THRESHOLD", 20, minimum=1)

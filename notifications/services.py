@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 # A reply waits for its lead's first message this long before giving up on the thread.
 PARENT_WAIT_SECONDS = 600
 PARENT_POLL_SECONDS = 2.0
-# The sweeper leaves pending rows alone this long after their planned attempt (the task is queued).
-SWEEP_GRACE_SECONDS = 60
+# The sweeper leaves pending rows alone for settings.SLACK_SWEEP_GRACE_SECONDS (default 60) after
+# their planned attempt (the task is queued).
 # Posting within this much of our reserved slot counts as on time.
 SLOT_SLACK_SECONDS = 0.05
 
@@ -344,7 +344,7 @@ def deliveries_sweep() -> dict[str, int]:
             last_error="worker lost while sending; re-queued",
             updated_at=now,
         )
-    overdue = now - timedelta(seconds=SWEEP_GRACE_SECONDS)
+    overdue = now - timedelta(seconds=settings.SLACK_SWEEP_GRACE_SECONDS)
     is_lost = Q(status__in=_OPEN) & (Q(next_attempt_at__lt=overdue) | Q(next_attempt_at=None, created_at__lt=overdue))
     lost_ids = list(Delivery.objects.filter(is_lost).values_list("id", flat=True)[:1000])
     if lost_ids:

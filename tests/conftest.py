@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -76,10 +77,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Every queue leadsite routes to (leadsite.settings CELERY_TASK_ROUTES), as the Procfile's worker consumes them.
+ALL_QUEUES = "celery,slack,valuation,upkeep"
+
+
 class WorkerProcess:
     """A real `celery -A leadsite worker` subprocess pointed at the test database."""
 
-    def __init__(self, env: dict[str, str], queues: str = "celery", concurrency: int = 1) -> None:
+    def __init__(self, env: dict[str, str], queues: str = ALL_QUEUES, concurrency: int = 1) -> None:
         self.env = env
         self.queues = queues
         self.concurrency = concurrency
@@ -168,7 +173,7 @@ def start_worker(worker_env) -> Iterator[Callable[..., WorkerProcess]]:
     app.control.purge()
     workers: list[WorkerProcess] = []
 
-    def start(queues: str = "celery", concurrency: int = 1, **overrides: str) -> WorkerProcess:
+    def start(queues: str = ALL_QUEUES, concurrency: int = 1, **overrides: str) -> WorkerProcess:
         env = {**worker_env, **overrides}
         worker = WorkerProcess(env, queues=queues, concurrency=concurrency).start()
         workers.append(worker)
@@ -231,10 +236,15 @@ def web_server(worker_env) -> Iterator[Callable[..., str]]:
     import socket
 
     procs: list[subprocess.Popen] = []
+    logs: list[Any] = []
 
     def start(**overrides: str) -> str:
         port = free_port()
         env = {**worker_env, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", **overrides}
+        # A file, not a pipe: nobody reads a pipe while the server runs, and once ~64 KB of log lines
+        # fill it every request hangs on its next log write.
+        log = open(Path(worker_env["LEADSITE_VAR_DIR"]) / f"gunicorn-{port}.log", "w+b")  # noqa: SIM115
+        logs.append(log)
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -251,14 +261,15 @@ def web_server(worker_env) -> Iterator[Callable[..., str]]:
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log,
             start_new_session=True,
         )
         procs.append(proc)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"web server exited: {proc.stderr.read().decode()}")
+                log.seek(0)
+                raise RuntimeError(f"web server exited: {log.read().decode(errors='replace')}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return f"http://127.0.0.1:{port}"
@@ -270,4 +281,10 @@ def web_server(worker_env) -> Iterator[Callable[..., str]]:
     for proc in procs:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+    for log in logs:
+        log.close()

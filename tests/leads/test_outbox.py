@@ -51,10 +51,11 @@ def private_broker(redis_server, monkeypatch):
     return url, redis.Redis(port=port), stop, start
 
 
-def queued_tasks(client: redis.Redis, queue: str = "celery") -> Counter:
-    """(task name, lead_id) of every lead-journey message waiting in a Celery queue on Redis."""
+def queued_tasks(client: redis.Redis, queues: tuple[str, ...] = ("celery", "valuation")) -> Counter:
+    """(task name, lead_id) of every lead-journey message waiting in Celery's queues on Redis
+    (valuations have a queue of their own: leadsite.settings CELERY_TASK_ROUTES)."""
     seen: Counter = Counter()
-    for raw in client.lrange(queue, 0, -1):
+    for raw in (raw for queue in queues for raw in client.lrange(queue, 0, -1)):
         message = json.loads(raw)
         task = message["headers"]["task"]
         if task.startswith(("leads.", "valuation.")):  # not the Slack deliveries, which notifications own
