@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -93,3 +94,27 @@ def require_secret_key() -> None:
 
     if settings.LEADSITE_SECRET_KEY_MISSING:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+
+
+def env_decimal(
+    name: str,
+    default: str,
+    *,
+    minimum: str | None = None,
+    maximum: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Decimal:
+    """A finite decimal (money shares, ratios), kept exact: no float on the way in."""
+    value = _raw(name, environ)
+    text = default if value is None or value == "" else value
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a decimal number, got {text!r}") from None
+    if not number.is_finite():
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {text!r}")
+    if minimum is not None and number < Decimal(minimum):
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+    if maximum is not None and number > Decimal(maximum):
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {number}")
+    return number

@@ -1,0 +1,135 @@
+"""The learned part of grading: the chance that a seller accepts an offer, from our own outcomes.
+
+Plain numpy + scikit-learn (no Django). A calibrated logistic regression on a few features of the
+offer and the lead, validated in time order: fitted on the earlier offers, scored on the later
+ones, against the rules-only baseline (the acceptance rate of each grade on the same earlier
+offers). It is adopted only with enough outcomes and when it beats the baseline on BOTH log loss
+and Brier score on the later offers; then it is refitted on every outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, log_loss
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+FEATURES = ("offer_to_arv", "gap", "all_in_ratio", "confidence", "offer_to_asking", "has_asking", "urgent")
+GRADES = ("A", "B", "C", "D", "F")
+VALID_SHARE = 0.3
+EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Example:
+    at: dt.datetime  # when the outcome became known: the split is by this time
+    grade: str
+    features: dict[str, float]
+    accepted: bool
+
+
+@dataclass
+class Baseline:
+    """Rules only: the smoothed acceptance rate of each grade on the training offers."""
+
+    rates: dict[str, float]
+
+    @classmethod
+    def fit(cls, grades: list[str], y: np.ndarray) -> Baseline:
+        overall = float(np.mean(y)) if len(y) else 0.5
+        rates = {}
+        for g in GRADES:
+            mask = np.array([x == g for x in grades], dtype=bool)
+            # Two pseudo-offers at the overall rate: an unseen grade gets the overall rate.
+            rates[g] = float((np.sum(y[mask]) + 2 * overall) / (np.sum(mask) + 2))
+        return cls(rates)
+
+    def predict(self, grades: list[str]) -> np.ndarray:
+        return np.array([self.rates.get(g, 0.5) for g in grades])
+
+
+@dataclass
+class TrainingResult:
+    adopted: bool
+    reason: str
+    n_outcomes: int
+    n_train: int = 0
+    n_valid: int = 0
+    train_until: dt.datetime | None = None
+    valid_from: dt.datetime | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    model: Any = None  # the fitted classifier (refitted on every outcome) when adopted
+
+
+def matrix(rows: list[dict[str, float]]) -> np.ndarray:
+    return np.array([[float(row.get(name, 0.0)) for name in FEATURES] for row in rows], dtype=float)
+
+
+def _classifier() -> CalibratedClassifierCV:
+    # Sigmoid calibration: isotonic needs far more outcomes than a small business has.
+    return CalibratedClassifierCV(make_pipeline(StandardScaler(), LogisticRegression(C=1.0)), method="sigmoid", cv=3)
+
+
+def _enough_of_each(y: np.ndarray, n: int = 3) -> bool:
+    return int(np.sum(y)) >= n and int(len(y) - np.sum(y)) >= n
+
+
+def train(examples: list[Example], *, min_outcomes: int, valid_share: float = VALID_SHARE) -> TrainingResult:
+    examples = sorted(examples, key=lambda e: e.at)
+    n = len(examples)
+    if n < min_outcomes:
+        return TrainingResult(
+            False, f"only {n} offers with a known outcome; the model needs at least {min_outcomes}", n_outcomes=n
+        )
+    cut = int(round(n * (1 - valid_share)))
+    train_rows, valid_rows = examples[:cut], examples[cut:]
+    y_train = np.array([e.accepted for e in train_rows], dtype=int)
+    y_valid = np.array([e.accepted for e in valid_rows], dtype=int)
+    result = TrainingResult(
+        False,
+        "",
+        n_outcomes=n,
+        n_train=len(train_rows),
+        n_valid=len(valid_rows),
+        train_until=train_rows[-1].at,
+        valid_from=valid_rows[0].at,
+    )
+    if not _enough_of_each(y_train) or len(set(y_valid.tolist())) < 2:
+        result.reason = "the outcomes are nearly all accepted or all rejected: nothing to learn from yet"
+        return result
+    model = _classifier().fit(matrix([e.features for e in train_rows]), y_train)
+    p_model = np.clip(model.predict_proba(matrix([e.features for e in valid_rows]))[:, 1], EPS, 1 - EPS)
+    p_base = np.clip(
+        Baseline.fit([e.grade for e in train_rows], y_train).predict([e.grade for e in valid_rows]), EPS, 1 - EPS
+    )
+    result.metrics = {
+        "model_log_loss": round(float(log_loss(y_valid, p_model, labels=[0, 1])), 4),
+        "baseline_log_loss": round(float(log_loss(y_valid, p_base, labels=[0, 1])), 4),
+        "model_brier": round(float(brier_score_loss(y_valid, p_model)), 4),
+        "baseline_brier": round(float(brier_score_loss(y_valid, p_base)), 4),
+        "valid_accept_rate": round(float(np.mean(y_valid)), 4),
+    }
+    m = result.metrics
+    beats = m["model_log_loss"] < m["baseline_log_loss"] and m["model_brier"] < m["baseline_brier"]
+    scores = (
+        f"log loss {m['model_log_loss']} vs {m['baseline_log_loss']}, "
+        f"Brier {m['model_brier']} vs {m['baseline_brier']} on the {len(valid_rows)} latest offers"
+    )
+    if not beats:
+        result.reason = f"the model does not beat the rules-only baseline ({scores})"
+        return result
+    y_all = np.array([e.accepted for e in examples], dtype=int)
+    result.model = _classifier().fit(matrix([e.features for e in examples]), y_all)
+    result.adopted = True
+    result.reason = f"beats the rules-only baseline ({scores})"
+    return result
+
+
+def predict(model: Any, features: dict[str, float]) -> float:
+    return float(model.predict_proba(matrix([features]))[0, 1])
