@@ -425,22 +425,22 @@ def training_examples() -> tuple[list[learning.Example], int]:
         .values("id", "status", "accepted_at", "status_changed_at", "synthetic")
     )
     offers = list(offers)
-    first_grades: dict[int, tuple[str, dict]] = {}
-    for offer_id, grade, inputs in (
+    first_grades: dict[int, tuple[str, int, dict]] = {}
+    for offer_id, grade, score, inputs in (
         OfferGrade.objects.filter(offer_id__in=[o["id"] for o in offers])
         .order_by("offer_id", "created_at", "id")
-        .values_list("offer_id", "grade", "inputs")
+        .values_list("offer_id", "grade", "score", "inputs")
     ):
-        first_grades.setdefault(offer_id, (grade, inputs.get("features") or {}))
+        first_grades.setdefault(offer_id, (grade, score, inputs.get("features") or {}))
     examples, synthetic = [], 0
     for o in offers:
         if o["id"] not in first_grades:
             continue
-        grade, features = first_grades[o["id"]]
+        grade, score, features = first_grades[o["id"]]
         accepted = o["accepted_at"] is not None or o["status"] in (S.ACCEPTED, S.CLOSED)
         # The outcome is known at acceptance, or at the final rejection/loss.
         at = o["accepted_at"] or o["status_changed_at"]
-        examples.append(learning.Example(at=at, grade=grade, features=features, accepted=accepted))
+        examples.append(learning.Example(at=at, grade=grade, score=score, features=features, accepted=accepted))
         synthetic += o["synthetic"]
     return examples, synthetic
 

@@ -102,7 +102,9 @@ def test_chance_of_a_loss_comes_from_the_measured_percentiles() -> None:
     # The valuation's low/high are the 10th/90th percentiles of its measured errors. A break-even
     # ARV exactly at the low is a 10% chance of a loss; at the high, 90%; at the estimate, 50%.
     costs = Costs()
-    at_low = grade_deal(DealInputs(amount=D("120000"), repairs=D("26120"), arv=D("200000"), arv_low=D("172000"), arv_high=D("250000")))
+    at_low = grade_deal(
+        DealInputs(amount=D("120000"), repairs=D("26120"), arv=D("200000"), arv_low=D("172000"), arv_high=D("250000"))
+    )
     assert at_low.numbers["break_even_arv"] == D("172000.00")
     assert at_low.numbers["loss_chance"] == D("0.100")
     at_high = loss_chance(arv=D("200000"), arv_low=D("172000"), arv_high=D("250000"), break_even=D("250000"))
@@ -112,7 +114,20 @@ def test_chance_of_a_loss_comes_from_the_measured_percentiles() -> None:
 
 
 def test_score_orders_offers_within_and_across_grades() -> None:
-    amounts = ["90000", "100000", "110000", "112000", "116000", "120000", "124000", "129000", "133000", "139000", "145000", "160000"]
+    amounts = [
+        "90000",
+        "100000",
+        "110000",
+        "112000",
+        "116000",
+        "120000",
+        "124000",
+        "129000",
+        "133000",
+        "139000",
+        "145000",
+        "160000",
+    ]
     results = [grade(a) for a in amounts]
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True), list(zip(amounts, [r.grade for r in results], scores, strict=True))
@@ -122,8 +137,9 @@ def test_score_orders_offers_within_and_across_grades() -> None:
         low, high = bands[r.grade]
         assert low <= r.score <= high
     # A learned chance of acceptance moves the score inside the band, never the grade.
-    likely, unlikely = grade_deal(DealInputs(amount=D("115000"), **BASE), acceptance=D("0.9")), grade_deal(
-        DealInputs(amount=D("115000"), **BASE), acceptance=D("0.1")
+    likely, unlikely = (
+        grade_deal(DealInputs(amount=D("115000"), **BASE), acceptance=D("0.9")),
+        grade_deal(DealInputs(amount=D("115000"), **BASE), acceptance=D("0.1")),
     )
     assert likely.grade == unlikely.grade == "B"
     assert likely.score > unlikely.score
