@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from decimal import Decimal as D
 
 import pytest
 
@@ -75,7 +74,7 @@ def test_repairs_are_estimated_from_the_lead_when_not_given(post_offer, valued_l
 def test_given_arv_and_ratio_override_and_json_numbers_stay_exact(post_offer, make_lead) -> None:
     lead = make_lead()
     # 0.7 x 100000.10 is 70000.06999999999 in floats; read as Decimal it is exactly the offer.
-    raw = '{"lead_id": "%s", "amount": 70000.07, "repairs": 0, "arv": 100000.10}' % lead.id
+    raw = '{"lead_id": "' + str(lead.id) + '", "amount": 70000.07, "repairs": 0, "arv": 100000.10}'
     body = post_offer(None, raw=raw).json()
     assert (body["grade"], body["numbers"]["mao"], body["numbers"]["gap"]) == ("B", "70000.07", "0.0000")
     assert body["arv_source"] == "given" and body["numbers"]["loss_chance"] is None
