@@ -25,7 +25,7 @@ GRADE_COLUMNS = ("created_at", "amount", "arv", "repairs", "grade", "score", "st
 
 @admin.display(description="synthetic")
 def _synthetic(obj: Offer) -> str:
-    return format_html('<b style="color:#b45309">SYNTHETIC</b>') if obj.synthetic else ""
+    return format_html('<b style="color:#b45309">{}</b>', "SYNTHETIC") if obj.synthetic else ""
 
 
 class OfferInline(admin.TabularInline):
