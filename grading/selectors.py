@@ -17,6 +17,7 @@ from typing import Any
 from django.db.models import Count, Prefetch
 from django.utils import timezone
 
+from grading import learning
 from grading.models import GraderModel, Offer, OfferGrade, OfferStatusChange
 
 # --- The grader in use (the newest training run decides) ----------------------------------------
@@ -51,7 +52,8 @@ def grader_in_use() -> GraderInUse:
         grader = memo[1]
     elif row["adopted"]:
         blob = GraderModel.objects.values_list("blob", flat=True).get(id=row["id"])
-        model = pickle.loads(bytes(blob))  # written only by grading.services.grader_train
+        # Written only by grading.services.grader_train; predicted from its compact form (grading.learning).
+        model = learning.compact(pickle.loads(bytes(blob)))
         grader = GraderInUse(row["id"], model, row["reason"], row["n_outcomes"])
     else:
         grader = GraderInUse(row["id"], None, row["reason"], row["n_outcomes"])

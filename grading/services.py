@@ -217,9 +217,17 @@ def _jsonable(numbers: dict[str, Decimal | None]) -> dict[str, str | None]:
     return {k: None if v is None else str(v) for k, v in numbers.items()}
 
 
-def _grade_locked(
-    *, offer: Offer, lead: Lead, resolved: ResolvedTerms, actor: AbstractBaseUser | None, by: str
-) -> OfferGrade:
+@dataclass(frozen=True)
+class Evaluation:
+    result: rules.DealGrade
+    version: str
+    grader_id: int | None
+    acceptance: dict[str, Any]
+    inputs: dict[str, Any]
+
+
+def offer_evaluate(*, lead: Lead, resolved: ResolvedTerms) -> Evaluation:
+    """The grade of resolved terms (rules, then the learned chance when the grader is in use); writes nothing."""
     config = deal_settings()
     inputs = rules.DealInputs(
         amount=resolved.amount,
@@ -251,16 +259,11 @@ def _grade_locked(
         acceptance = {"chance": None, "model": None, "detail": f"the rules decide: {grader.reason}"}
     if resolved.repairs_estimate is not None:
         result.reasons.insert(1, resolved.repairs_estimate.how)
-    grade = OfferGrade.objects.create(
-        offer=offer,
-        grader_version=version,
-        grader_model_id=grader.id if grader.model is not None else None,
-        grade=result.grade,
-        score=result.score,
-        recommendation=result.recommendation,
-        counter_offer=result.counter_offer,
-        reasons=result.reasons,
-        numbers=_jsonable(result.numbers),
+    return Evaluation(
+        result=result,
+        version=version,
+        grader_id=grader.id if grader.model is not None else None,
+        acceptance=acceptance,
         inputs={
             **inputs.as_dict(),
             "arv_source": resolved.arv_source,
@@ -274,11 +277,35 @@ def _grade_locked(
             },
             "features": features,
         },
-        acceptance=acceptance,
+    )
+
+
+def _grade_record(
+    *,
+    offer: Offer,
+    lead: Lead,
+    resolved: ResolvedTerms,
+    evaluation: Evaluation,
+    actor: AbstractBaseUser | None,
+    by: str,
+) -> OfferGrade:
+    """Store a grade record (the offer already carries its grade and score), then tell the lead's
+    timeline and Slack thread."""
+    result = evaluation.result
+    grade = OfferGrade.objects.create(
+        offer=offer,
+        grader_version=evaluation.version,
+        grader_model_id=evaluation.grader_id,
+        grade=result.grade,
+        score=result.score,
+        recommendation=result.recommendation,
+        counter_offer=result.counter_offer,
+        reasons=result.reasons,
+        numbers=_jsonable(result.numbers),
+        inputs=evaluation.inputs,
+        acceptance=evaluation.acceptance,
         repairs_estimate=None if resolved.repairs_estimate is None else resolved.repairs_estimate.as_dict(),
     )
-    offer.grade, offer.score = result.grade, result.score
-    offer.save(update_fields=["grade", "score", "updated_at"])
     if not offer.synthetic:
         lead_timeline_add(
             lead_id=lead.id,
@@ -326,6 +353,7 @@ def offer_create(
     with transaction.atomic():
         lead = Lead.objects.get(id=lead_id)
         resolved = offer_terms_resolve(lead=lead, terms=terms)
+        evaluation = offer_evaluate(lead=lead, resolved=resolved)
         offer = Offer.objects.create(
             lead=lead,
             amount=resolved.amount,
@@ -338,6 +366,8 @@ def offer_create(
             ratio=resolved.ratio,
             status=OfferStatus.DRAFT,
             status_changed_at=now,
+            grade=evaluation.result.grade,
+            score=evaluation.result.score,
             created_by=actor,
             created_by_name=by or user_display(actor),
             synthetic=synthetic,
@@ -346,7 +376,7 @@ def offer_create(
         OfferStatusChange.objects.create(
             offer=offer, to_status=OfferStatus.DRAFT, at=now, actor=actor, by=offer.created_by_name
         )
-        grade = _grade_locked(offer=offer, lead=lead, resolved=resolved, actor=actor, by=by)
+        grade = _grade_record(offer=offer, lead=lead, resolved=resolved, evaluation=evaluation, actor=actor, by=by)
     return offer, grade
 
 
@@ -369,10 +399,12 @@ def offer_regrade(*, offer_id: int, actor: AbstractBaseUser | None = None, by: s
             ratio=offer.ratio,
         )
         resolved = offer_terms_resolve(lead=offer.lead, terms=terms)
+        evaluation = offer_evaluate(lead=offer.lead, resolved=resolved)
         for name in ("repairs", "arv", "arv_low", "arv_high"):
             setattr(offer, name, getattr(resolved, name))
-        offer.save(update_fields=["repairs", "arv", "arv_low", "arv_high", "updated_at"])
-        return _grade_locked(offer=offer, lead=offer.lead, resolved=resolved, actor=actor, by=by)
+        offer.grade, offer.score = evaluation.result.grade, evaluation.result.score
+        offer.save(update_fields=["repairs", "arv", "arv_low", "arv_high", "grade", "score", "updated_at"])
+        return _grade_record(offer=offer, lead=offer.lead, resolved=resolved, evaluation=evaluation, actor=actor, by=by)
 
 
 def offer_set_status(

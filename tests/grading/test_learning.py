@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from grading.learning import Example, train
+from grading.learning import Example, compact, matrix, train
 from grading.models import GraderModel, Offer
 from grading.services import grader_train, training_examples
 from grading.synthetic import offer_history_generate
@@ -62,6 +62,10 @@ def test_model_is_adopted_when_it_beats_the_baseline_on_later_offers(seed: int) 
     assert (result.n_train, result.n_valid) == (140, 60)
     assert result.train_until < result.valid_from
     assert result.model is not None
+    # The compact form the API predicts with gives scikit-learn's calibrated probabilities.
+    small = compact(result.model)
+    for e in examples(20, signal=True, seed=seed + 100):
+        assert abs(small.predict(e.features) - result.model.predict_proba(matrix([e.features]))[0, 1]) < 1e-12
 
 
 @pytest.mark.parametrize("seed", [3, 5, 9, 10, 11])
