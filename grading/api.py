@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
 from grading.models import Offer, OfferStatus
-from grading.selectors import offer_detail, offer_list
+from grading.selectors import offer_detail, offer_list, offer_out
 from grading.services import OfferTerms, offer_create, offer_set_status
 from leads.models import Lead
 from leadsite.auth import staff_or_key
@@ -192,7 +192,7 @@ def offers_create(request: HttpRequest) -> Status:
         offer, _ = offer_create(lead_id=lead_uuid, terms=terms, actor=_me(request), by=_by(request))
     except Lead.DoesNotExist:
         raise HttpError(404, "lead not found") from None
-    return Status(201, offer_detail(offer.id))
+    return Status(201, offer_out(offer))
 
 
 @router.get(

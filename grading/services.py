@@ -100,6 +100,10 @@ def _money(value: Decimal) -> str:
     return rules.dollars(value)
 
 
+def _money_or_none(value: Decimal | None) -> Decimal | None:
+    return None if value is None else rules.money(value)
+
+
 def offer_terms_resolve(*, lead: Lead, terms: OfferTerms) -> ResolvedTerms:
     """Fill in ARV, its range and repairs, and check the whole offer; ValidationError (422) with a
     message per field for anything a rep must fix."""
@@ -299,7 +303,7 @@ def _grade_record(
         grade=result.grade,
         score=result.score,
         recommendation=result.recommendation,
-        counter_offer=result.counter_offer,
+        counter_offer=_money_or_none(result.counter_offer),
         reasons=result.reasons,
         numbers=_jsonable(result.numbers),
         inputs=evaluation.inputs,
@@ -356,14 +360,15 @@ def offer_create(
         evaluation = offer_evaluate(lead=lead, resolved=resolved)
         offer = Offer.objects.create(
             lead=lead,
-            amount=resolved.amount,
-            repairs=resolved.repairs,
+            # Rounded as the columns store them, so the in-memory offer answers like a re-read one.
+            amount=rules.money(resolved.amount),
+            repairs=rules.money(resolved.repairs),
             repairs_estimated=resolved.repairs_estimate is not None,
-            arv=resolved.arv,
-            arv_low=resolved.arv_low,
-            arv_high=resolved.arv_high,
+            arv=rules.money(resolved.arv),
+            arv_low=_money_or_none(resolved.arv_low),
+            arv_high=_money_or_none(resolved.arv_high),
             arv_source=resolved.arv_source,
-            ratio=resolved.ratio,
+            ratio=None if resolved.ratio is None else rules.fraction(resolved.ratio, 3),
             status=OfferStatus.DRAFT,
             status_changed_at=now,
             grade=evaluation.result.grade,
@@ -373,10 +378,12 @@ def offer_create(
             synthetic=synthetic,
             created_at=now,
         )
-        OfferStatusChange.objects.create(
+        change = OfferStatusChange.objects.create(
             offer=offer, to_status=OfferStatus.DRAFT, at=now, actor=actor, by=offer.created_by_name
         )
         grade = _grade_record(offer=offer, lead=lead, resolved=resolved, evaluation=evaluation, actor=actor, by=by)
+    # What grading.selectors.offer_out reads, as just written: the response needs no second read.
+    offer.prefetched_grades, offer.prefetched_changes = [grade], [change]
     return offer, grade
 
 
