@@ -9,6 +9,8 @@ import os
 import dj_database_url
 
 SECRET_KEY = "bench-only"
+# leadsite.wsgi refuses to start without a secret key; this module sets one.
+LEADSITE_SECRET_KEY_MISSING = False
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 INSTALLED_APPS: list[str] = []

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.html import format_html, format_html_join
 
+from grading.admin import OfferInline
 from leads.models import Lead, LeadEvent, LeadStatus, OutboxEvent
 from leads.services import lead_assign, lead_change_status
 from logs.selectors import lead_journey_url
@@ -100,7 +101,7 @@ class LeadAdmin(admin.ModelAdmin):
     list_select_related = ("assigned_to",)
     list_per_page = 50
     show_full_result_count = False  # COUNT(*) on a big table for every page is not worth it
-    inlines = (LeadEventInline,)
+    inlines = (LeadEventInline, OfferInline)
     actions = [
         "assign_to_me",
         _status_action(LeadStatus.CONTACTED),

@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
+from grading.selectors import lead_offers
 from leads.models import Lead, LeadEvent, LeadStatus, TimelineKind
 from valuation.selectors import lead_valuation
 
@@ -180,8 +181,7 @@ def lead_detail(lead_id: uuid.UUID) -> dict[str, Any] | None:
         "updated_at": lead.updated_at,
         "events": lead_timeline(lead.id),
         "valuation": lead_valuation(lead.id),
-        # Offers arrive with the grading app.
-        "offers": [],
+        "offers": lead_offers(lead.id),
     }
 
 

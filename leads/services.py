@@ -392,3 +392,18 @@ def _lead_sla_breach(*, lead_id: uuid.UUID, now: datetime.datetime) -> bool:
         return True
     finally:
         lead_id_var.reset(token)
+
+
+# --- Recorded history -----------------------------------------------------------------------
+
+
+def lead_create_historical(*, created_at: datetime.datetime, status: str, source: str, **fields: Any) -> Lead:
+    """A lead recorded after the fact (e.g. grading's synthetic offer history): no intake, no
+    fan-out, no Slack, no timeline; its own `created_at` is kept."""
+    if status not in S.values:
+        raise ValidationError({"status": [f"unknown status {status!r}"]})
+    lead = Lead.objects.create(status=status, source=source, **fields)
+    # created_at is auto_now_add: set the historical time with a plain UPDATE.
+    Lead.objects.filter(id=lead.id).update(created_at=created_at, updated_at=created_at)
+    lead.created_at = lead.updated_at = created_at
+    return lead

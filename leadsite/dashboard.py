@@ -24,6 +24,7 @@ def _bars(rows: list[tuple[str, int]]) -> list[dict[str, Any]]:
 
 
 def dashboard_data(now=None) -> dict[str, Any]:
+    from grading.selectors import offers_by_grade_this_month
     from leads.models import Lead, LeadStatus
     from logs.models import LogEntry
     from notifications.models import Delivery, DeliveryStatus
@@ -77,6 +78,7 @@ def dashboard_data(now=None) -> dict[str, Any]:
         "failed_deliveries": failed.count(),
         "failed_recent": list(failed.order_by("-updated_at").values("id", "event_type", "channel", "last_error")[:5]),
         "recent_errors": recent_errors,
+        "offers_by_grade": _bars(offers_by_grade_this_month(now)),
         "generated_at": now,
     }
 

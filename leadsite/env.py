@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -118,3 +119,27 @@ def redis_url_db(url: str) -> int:
     parts = urlsplit(url)
     db = parse_qs(parts.query).get("db", [""])[0] or parts.path.strip("/")
     return int(db) if db.isdigit() else 0
+
+
+def env_decimal(
+    name: str,
+    default: str,
+    *,
+    minimum: str | None = None,
+    maximum: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Decimal:
+    """A finite decimal (money shares, ratios), kept exact: no float on the way in."""
+    value = _raw(name, environ)
+    text = default if value is None or value == "" else value
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a decimal number, got {text!r}") from None
+    if not number.is_finite():
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {text!r}")
+    if minimum is not None and number < Decimal(minimum):
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+    if maximum is not None and number > Decimal(maximum):
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {number}")
+    return number

@@ -14,7 +14,16 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from leadsite.env import env_bool, env_int, env_list, env_str, env_url, redis_url_db, redis_url_with_db
+from leadsite.env import (
+    env_bool,
+    env_decimal,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+    redis_url_db,
+    redis_url_with_db,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("LEADSITE_VAR_DIR", str(BASE_DIR / "var")))
@@ -216,6 +225,7 @@ CELERY_TASK_ROUTES = {
     "notifications.daily_digest": {"queue": "upkeep"},
     "logs.*": {"queue": "upkeep"},
     "valuation.retrain_if_due": {"queue": "upkeep"},
+    "grading.train_grader": {"queue": "upkeep"},
     "valuation.*": {"queue": "valuation"},
     "notifications.*": {"queue": "slack"},
 }
@@ -273,6 +283,24 @@ if VALUATION_DEFAULT_AS_OF:
         raise ImproperlyConfigured(
             f"VALUATION_DEFAULT_AS_OF must be an ISO date (YYYY-MM-DD), got {VALUATION_DEFAULT_AS_OF!r}"
         ) from None
+
+# Offer grading (grading/; see README "Offers"). Shares are decimals: 0.08 is 8%.
+GRADING_RATIO = env_decimal("GRADING_RATIO", "0.70", minimum="0.5", maximum="0.9")
+GRADING_RESALE_COST = env_decimal("GRADING_RESALE_COST", "0.08", minimum="0", maximum="0.5")
+GRADING_HOLDING_COST = env_decimal("GRADING_HOLDING_COST", "0.06", minimum="0", maximum="0.5")
+GRADING_BUYER_CLOSING_COST = env_decimal("GRADING_BUYER_CLOSING_COST", "0.015", minimum="0", maximum="0.5")
+GRADING_DOWNSIDE_REPAIRS = env_decimal("GRADING_DOWNSIDE_REPAIRS", "1.2", minimum="1", maximum="3")
+GRADING_LOW_CONFIDENCE = env_decimal("GRADING_LOW_CONFIDENCE", "0.5", minimum="0", maximum="1")
+# Repair cost per square foot of living area for each rehab level, e.g. "light=15,medium=30,heavy=55".
+GRADING_REPAIR_COST_PER_SQFT: dict = {}
+for _item in env_list("GRADING_REPAIR_COST_PER_SQFT", ["light=15", "medium=30", "heavy=55"]):
+    _level, _, _cost = _item.partition("=")
+    GRADING_REPAIR_COST_PER_SQFT[_level.strip()] = env_decimal(
+        "GRADING_REPAIR_COST_PER_SQFT", _cost.strip() or "x", minimum="0", environ={}
+    )
+if set(GRADING_REPAIR_COST_PER_SQFT) != {"light", "medium", "heavy"}:
+    raise ImproperlyConfigured("GRADING_REPAIR_COST_PER_SQFT must set light=, medium= and heavy= (dollars per sqft)")
+GRADING_MIN_OUTCOMES = env_int("GRADING_MIN_OUTCOMES", 50, minimum=10)
 
 API_MAX_BODY_BYTES = 64 * 1024
 API_LOGS_MAX_BODY_BYTES = 1024 * 1024

@@ -120,20 +120,31 @@ def valuation_ready(context: dict[str, Any]) -> Rendered:
 
 
 def offer_graded(context: dict[str, Any]) -> Rendered:
+    """A reply in the lead's thread: grade, offer, MAO, the counter-offer when there is one, top reasons."""
     grade = _get(context, "grade", "?")
     line = f"📊 *Offer graded:* {grade}"
+    if context.get("name"):
+        line += f" — {_get(context, 'name')}"
     details = []
     if context.get("amount") is not None:
         details.append(f"offer {money(context['amount'])}")
+    if context.get("mao") is not None:
+        details.append(f"MAO {money(context['mao'])}")
     if context.get("score") is not None:
         details.append(f"score {_get(context, 'score')}/100")
     if context.get("recommendation"):
-        details.append(_get(context, "recommendation"))
+        recommendation = _get(context, "recommendation")
+        if context.get("counter_offer") is not None:
+            recommendation += f" (counter {money(context['counter_offer'])})"
+        details.append(recommendation)
     text = line + ("\n" + " · ".join(details) if details else "")
     blocks = [slack.section(text)]
-    reasons = [escape(r) for r in (context.get("reasons") or [])][:10]
+    reasons = [escape(r) for r in (context.get("reasons") or [])][:3]
     if reasons:
         blocks.append(slack.section("\n".join(f"• {r}" for r in reasons)))
+        text += "\n" + "\n".join(f"• {r}" for r in reasons)
+    if context.get("by"):
+        blocks.append(slack.context(f"graded for {_get(context, 'by')}"))
     return text, blocks
 
 
