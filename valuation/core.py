@@ -410,6 +410,9 @@ class ValuationModel:
     trained_from: int
     trained_to: int
     n_train: int
+    # Ranges for a subject placed only at its ZIP code's centroid (measured by valuing the
+    # calibration sales from their nearest ZIP centroid). None on models trained before it existed.
+    coarse_calibration: Calibration | None = None
 
     def predict_log(self, s: SaleArrays) -> np.ndarray:
         """Model value (log, in today's-index terms of each row's own day)."""
@@ -431,7 +434,11 @@ class Estimate:
 
 
 def estimate_one(
-    model: ValuationModel, subject: SaleArrays, cand: SaleArrays, cand_residual: np.ndarray | None = None
+    model: ValuationModel,
+    subject: SaleArrays,
+    cand: SaleArrays,
+    cand_residual: np.ndarray | None = None,
+    coarse: bool = False,
 ) -> Estimate | None:
     """Value `subject` (one row, day = as-of) from candidate sales. None: too few comps."""
     as_of = int(subject.day[0])
@@ -444,11 +451,18 @@ def estimate_one(
     correction = local_correction(residual, weights[idx], model.comp_params)
     support = float(np.sum(weights[idx]))
     base = float(model.predict_log(subject)[0])
-    return finish_estimate(model, base, correction, support, Comps(idx, weights[idx], dist[idx], residual, support))
+    return finish_estimate(
+        model, base, correction, support, Comps(idx, weights[idx], dist[idx], residual, support), coarse=coarse
+    )
 
 
-def finish_estimate(model: ValuationModel, base: float, correction: float, support: float, comps: Comps) -> Estimate:
+def finish_estimate(
+    model: ValuationModel, base: float, correction: float, support: float, comps: Comps, coarse: bool = False
+) -> Estimate:
+    """`coarse`: the subject is located only by its ZIP centroid: the wider, measured ranges."""
     cal = model.calibration
+    if coarse and getattr(model, "coarse_calibration", None) is not None:
+        cal = model.coarse_calibration
     log_est = base + correction + cal.bias
     b = cal.bucket(support)
     return Estimate(
@@ -467,6 +481,7 @@ def fit_valuation_model(
     model_params: ModelParams | None = None,
     comp_params: CompParams | None = None,
     progress: Any = None,
+    zip_centroids: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ValuationModel:
     """Train on `sales` (all strictly before whatever will be valued with the result).
 
@@ -495,6 +510,14 @@ def fit_valuation_model(
         progress("calibration model fitted")
     log_error, support = walk_forward_errors(partial, sales, cal_idx)
     calibration = fit_calibration(log_error, support)
+    coarse_calibration = None
+    if zip_centroids is not None:
+        # The same sales valued as if only their ZIP were known: comps around the centroid.
+        moved = sales.take(slice(None))
+        moved.lat, moved.lon = np.asarray(zip_centroids[0], float), np.asarray(zip_centroids[1], float)
+        coarse_error, coarse_support = walk_forward_errors(partial, sales, cal_idx, subjects_from=moved)
+        if len(coarse_error) >= 20:
+            coarse_calibration = fit_calibration(coarse_error, coarse_support)
     if progress:
         progress(f"calibrated on {len(log_error)} sales")
     index = fit_price_index(sales)
@@ -508,20 +531,28 @@ def fit_valuation_model(
         trained_from=int(sales.day.min()),
         trained_to=int(sales.day.max()),
         n_train=len(sales),
+        coarse_calibration=coarse_calibration,
     )
 
 
-def walk_forward_errors(model: ValuationModel, sales: SaleArrays, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def walk_forward_errors(
+    model: ValuationModel, sales: SaleArrays, targets: np.ndarray, subjects_from: SaleArrays | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Log errors (actual vs estimate before calibration) of `sales[targets]`, each valued at its own
-    date with comps strictly before it. Targets without enough comps are skipped."""
+    date with comps strictly before it. Targets without enough comps are skipped.
+
+    `subjects_from`: the same rows with other facts (e.g. coordinates moved to the ZIP centroid),
+    used to describe the subjects; comps and prices still come from `sales`."""
     from sklearn.neighbors import BallTree
 
     residual = model.residuals(sales)
     coords = np.radians(np.column_stack([sales.lat, sales.lon]))
     tree = BallTree(coords, metric="haversine")
-    subjects = sales.take(targets)
+    subjects = (sales if subjects_from is None else subjects_from).take(targets)
     base = model.predict_log(subjects)
-    neighbours = tree.query_radius(coords[targets], r=COMP_RADIUS_MILES / EARTH_RADIUS_MILES)
+    neighbours = tree.query_radius(
+        np.radians(np.column_stack([subjects.lat, subjects.lon])), r=COMP_RADIUS_MILES / EARTH_RADIUS_MILES
+    )
     errors, supports = [], []
     for j, t in enumerate(targets):
         near = neighbours[j]

@@ -18,6 +18,7 @@ import numpy as np
 from django.conf import settings
 
 from valuation import core
+from valuation.geocoding import ZIP_CENTROID
 from valuation.models import ModelVersion, Sale
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class PropertyFacts:
     property_type: str | None = None
     building_grade: int | None = None
     waterfront: bool | None = None
+    # How exactly latitude/longitude place the house (valuation.geocoding.PRECISIONS); None = as given.
+    location_precision: str | None = None
 
     def normalised(self) -> PropertyFacts:
         """Rounded so that the same house typed twice is the same cache key (~1 m, 0.25 bath)."""
@@ -71,6 +74,8 @@ class PropertyFacts:
             property_type=(self.property_type or None) and str(self.property_type).lower(),
             building_grade=None if self.building_grade is None else int(self.building_grade),
             waterfront=None if self.waterfront is None else bool(self.waterfront),
+            # Only a coarse location changes the answer; every finer one is "as given".
+            location_precision=ZIP_CENTROID if self.location_precision == ZIP_CENTROID else None,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -189,6 +194,30 @@ def _impute(facts: PropertyFacts, cand: core.SaleArrays) -> tuple[dict[str, floa
     return subject, imputed
 
 
+# The calibrated ranges were measured on sales valued within days of the newest sale known. Past
+# STALE_GRACE_DAYS, the market may have moved since the newest sale used: Seattle's monthly index
+# moved ~1% a month (sd) in 2010-2015, so each month adds that much uncertainty in quadrature
+# (80% range: z = 1.2816), and confidence falls by the same share the range grows.
+STALE_GRACE_DAYS = 31
+STALE_MONTHLY_SD = 0.012
+Z80 = 1.2816
+
+
+def stale_widened(
+    estimate: float, low: float, high: float, confidence: float, stale_days: int
+) -> tuple[float, float, float]:
+    """(low, high, confidence) widened for `stale_days` between the newest sale used and as-of."""
+    months = max(0, stale_days - STALE_GRACE_DAYS) / 30.44
+    if months <= 0:
+        return low, high, confidence
+    extra = Z80 * STALE_MONTHLY_SD * months
+    down = math.log(estimate / low)
+    up = math.log(high / estimate)
+    new_down, new_up = math.hypot(down, extra), math.hypot(up, extra)
+    growth = (new_down + new_up) / max(down + up, 1e-9)
+    return estimate / math.exp(new_down), estimate * math.exp(new_up), round(confidence / growth, 2)
+
+
 COMPUTATIONS = 0  # how many valuations this process computed (the cache tests and ops read it)
 
 
@@ -235,7 +264,8 @@ def value_property(facts: PropertyFacts, as_of: dt.date, version_id: int | None)
         living=np.array([float(facts.living_area_sqft)]),
         **{k: np.array([v]) for k, v in columns.items()},
     )
-    est = core.estimate_one(model, subject, cand)
+    coarse = facts.location_precision == ZIP_CENTROID
+    est = core.estimate_one(model, subject, cand, coarse=coarse)
     if est is None:
         return too_few
     base_log = math.log(est.model_value)
@@ -259,14 +289,20 @@ def value_property(facts: PropertyFacts, as_of: dt.date, version_id: int | None)
                 "weight": round(float(weight / est.comps.support), 3),
             }
         )
+    newest = max([core.day_to_date(model.trained_to)] + [records[pos]["sale_date"] for pos in est.comps.idx])
+    stale_days = (as_of - newest).days
+    low, high, confidence = stale_widened(est.estimate, est.low, est.high, est.confidence, stale_days)
     return {
         "status": "ok",
         "detail": None,
         "missing": [],
         "estimate": int(round(est.estimate, -3)),
-        "low": int(round(est.low, -3)),
-        "high": int(round(est.high, -3)),
-        "confidence": est.confidence,
+        "low": int(round(low, -3)),
+        "high": int(round(high, -3)),
+        "confidence": confidence,
+        "location_precision": facts.location_precision or "as_given",
+        "newest_sale_date": newest.isoformat(),
+        "stale_days": stale_days,
         "comps": comps,
         "method": METHOD,
         "as_of": as_of.isoformat(),
