@@ -436,7 +436,8 @@ def lead_set_property(
             kind=TimelineKind.PROPERTY,
             message="property facts updated: "
             + ", ".join(
-                f"{name} {c['from'] if c['from'] is not None else '—'} → {c['to']}" for name, c in changed.items()
+                f"{name} {c['from'] if c['from'] not in (None, '') else '—'} → {c['to'] if c['to'] not in (None, '') else '—'}"
+                for name, c in changed.items()
             )
             + (f" by {who}" if who else ""),
             data={"changed": changed, "by": who},

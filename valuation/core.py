@@ -461,15 +461,21 @@ def finish_estimate(
 ) -> Estimate:
     """`coarse`: the subject is located only by its ZIP centroid: the wider, measured ranges."""
     cal = model.calibration
-    if coarse and getattr(model, "coarse_calibration", None) is not None:
-        cal = model.coarse_calibration
     log_est = base + correction + cal.bias
     b = cal.bucket(support)
+    q_low, q_high, within10 = cal.q_low[b], cal.q_high[b], cal.within10[b]
+    coarse_cal = getattr(model, "coarse_calibration", None) if coarse else None
+    if coarse_cal is not None:
+        # Never narrower or surer than the same estimate with the house's own location: on a small
+        # calibration sample the measured coarse quantiles alone could say otherwise by chance.
+        c = coarse_cal.bucket(support)
+        q_low, q_high = min(q_low, coarse_cal.q_low[c]), max(q_high, coarse_cal.q_high[c])
+        within10 = min(within10, coarse_cal.within10[c])
     return Estimate(
         estimate=float(np.exp(log_est)),
-        low=float(np.exp(log_est + cal.q_low[b])),
-        high=float(np.exp(log_est + cal.q_high[b])),
-        confidence=round(float(cal.within10[b]), 2),
+        low=float(np.exp(log_est + q_low)),
+        high=float(np.exp(log_est + q_high)),
+        confidence=round(float(within10), 2),
         model_value=float(np.exp(base)),
         correction=correction,
         comps=comps,
