@@ -165,33 +165,48 @@ def candidate_sales(facts: PropertyFacts, as_of: dt.date) -> list[dict[str, Any]
     )
 
 
-def _impute(facts: PropertyFacts, cand: core.SaleArrays) -> tuple[dict[str, float], dict[str, Any]]:
-    """Subject columns, with missing facts taken from the 15 nearest similar-sized sales."""
-    dist = core.haversine_miles(facts.latitude, facts.longitude, cand.lat, cand.lon)
-    score = dist / 0.25 + np.abs(np.log(cand.living / facts.living_area_sqft)) / 0.2
-    near = np.argsort(score)[:15]
-    imputed: dict[str, Any] = {}
+# API names of the facts core.impute_subject may fill.
+_IMPUTED_NAMES = {
+    "grade": "building_grade",
+    "lot": "lot_sqft",
+    "year_built": "year_built",
+    "beds": "beds",
+    "baths": "baths",
+    "townhouse": "property_type",
+}
 
-    def fill(name: str, value: Any, column: np.ndarray, rounding: float) -> float:
-        if value is not None:
-            return float(value)
-        guess = float(np.round(np.median(column[near]) / rounding) * rounding)
-        imputed[name] = int(guess) if rounding >= 1 else guess
-        return guess
 
-    townhouse = None if facts.property_type is None else float(facts.property_type == "townhouse")
-    subject = {
-        "beds": fill("beds", facts.beds, cand.beds, 1),
-        "baths": fill("baths", facts.baths, cand.baths, 0.25),
-        "year_built": fill("year_built", facts.year_built, cand.year_built, 1),
-        "lot": fill("lot_sqft", facts.lot_sqft, cand.lot, 1),
-        "grade": fill("building_grade", facts.building_grade, cand.grade, 1),
-        "waterfront": 0.0 if facts.waterfront is None else float(facts.waterfront),
-        "townhouse": fill("property_type", townhouse, cand.townhouse, 1),
-    }
-    if "property_type" in imputed:
-        imputed["property_type"] = "townhouse" if imputed["property_type"] else "sfr"
-    return subject, imputed
+def _subject(facts: PropertyFacts, as_of: dt.date) -> core.SaleArrays:
+    def col(value: Any) -> np.ndarray:
+        return np.array([np.nan if value is None else float(value)])
+
+    return core.SaleArrays(
+        ids=np.array(["subject"], dtype=object),
+        day=np.array([core.to_day(as_of)]),
+        price=np.array([np.nan]),
+        lat=col(facts.latitude),
+        lon=col(facts.longitude),
+        living=col(facts.living_area_sqft),
+        lot=col(facts.lot_sqft),
+        grade=col(facts.building_grade),
+        beds=col(facts.beds),
+        baths=col(facts.baths),
+        year_built=col(facts.year_built),
+        # Unknown waterfront is valued as not waterfront (leads rarely are; the range is measured so).
+        waterfront=col(bool(facts.waterfront)),
+        townhouse=col(None if facts.property_type is None else facts.property_type == "townhouse"),
+    )
+
+
+def _imputed_for_api(imputed: dict[str, float]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for column, value in imputed.items():
+        name = _IMPUTED_NAMES[column]
+        if name == "property_type":
+            out[name] = "townhouse" if value else "sfr"
+        else:
+            out[name] = value if column == "baths" else int(value)
+    return out
 
 
 # The calibrated ranges were measured on sales valued within days of the newest sale known. Past
@@ -254,18 +269,11 @@ def value_property(facts: PropertyFacts, as_of: dt.date, version_id: int | None)
     if len(records) < core.COMP_MIN:
         return too_few
     cand = core.arrays_from_records(records)
-    columns, imputed = _impute(facts, cand)
-    subject = core.SaleArrays(
-        ids=np.array(["subject"], dtype=object),
-        day=np.array([core.to_day(as_of)]),
-        price=np.array([np.nan]),
-        lat=np.array([facts.latitude]),
-        lon=np.array([facts.longitude]),
-        living=np.array([float(facts.living_area_sqft)]),
-        **{k: np.array([v]) for k, v in columns.items()},
-    )
+    subject, imputed_columns = core.impute_subject(_subject(facts, as_of), cand)
+    imputed = _imputed_for_api(imputed_columns)
     coarse = facts.location_precision == ZIP_CENTROID
-    est = core.estimate_one(model, subject, cand, coarse=coarse)
+    # Without the assessor's grade the estimate is a lead-facts estimate: its measured, wider range.
+    est = core.estimate_one(model, subject, cand, coarse=coarse, lead_facts=facts.building_grade is None)
     if est is None:
         return too_few
     base_log = math.log(est.model_value)
