@@ -72,6 +72,8 @@ class SaleArrays:
     year_built: np.ndarray
     waterfront: np.ndarray
     townhouse: np.ndarray
+    eff_age: np.ndarray  # years since built or last major remodel, at the sale (NaN: unknown)
+    area: np.ndarray  # assessor area code (NaN: unknown; imputed from the nearest sale)
 
     COLUMNS = (
         "ids",
@@ -87,6 +89,8 @@ class SaleArrays:
         "year_built",
         "waterfront",
         "townhouse",
+        "eff_age",
+        "area",
     )
 
     def __len__(self) -> int:
@@ -254,14 +258,17 @@ FEATURE_NAMES = (
 )
 
 
-def feature_matrix(s: SaleArrays) -> np.ndarray:
-    """Model features of each row at its own `day` (age is age at that day)."""
+def feature_matrix(s: SaleArrays, extra_facts: bool = False) -> np.ndarray:
+    """Model features of each row at its own `day` (age is age at that day). `extra_facts`: also the
+    years a major remodel took off the house's age and the assessor area."""
     x = (s.lon - LON0) * COS_LAT0 * 69.0
     y = (s.lat - LAT0) * 69.0
     rots = [x * math.cos(math.radians(t)) + y * math.sin(math.radians(t)) for t in (30, 60, 120, 150)]
     age = _year(s.day) - s.year_built
+    extra = [age - s.eff_age, s.area] if extra_facts else []
     return np.column_stack(
         [
+            *extra,
             s.lat,
             s.lon,
             *rots,
@@ -285,6 +292,7 @@ class ModelParams:
     min_samples_leaf: int = 20
     l2_regularization: float = 1.0
     calibration_days: int = 91
+    extra_facts: bool = True
 
 
 def fit_hedonic(
@@ -301,7 +309,7 @@ def fit_hedonic(
         categorical_features=None,
         random_state=seed,
     )
-    model.fit(feature_matrix(sales), target)
+    model.fit(feature_matrix(sales, params.extra_facts), target)
     return model
 
 
@@ -351,7 +359,15 @@ def local_correction(residual: np.ndarray, weight: np.ndarray, p: CompParams) ->
 
 IMPUTE_NEIGHBOURS = 15
 # column -> rounding of the imputed value
-IMPUTABLE = {"grade": 1.0, "lot": 1.0, "year_built": 1.0, "beds": 1.0, "baths": 0.25, "townhouse": 1.0}
+IMPUTABLE = {
+    "grade": 1.0,
+    "lot": 1.0,
+    "year_built": 1.0,
+    "beds": 1.0,
+    "baths": 0.25,
+    "townhouse": 1.0,
+    "area": 1.0,
+}
 
 
 def impute_subject(subject: SaleArrays, cand: SaleArrays) -> tuple[SaleArrays, dict[str, float]]:
@@ -367,6 +383,12 @@ def impute_subject(subject: SaleArrays, cand: SaleArrays) -> tuple[SaleArrays, d
     filled = subject.take(slice(None))
     imputed: dict[str, float] = {}
     for column in missing:
+        if column == "area":
+            nearest = int(np.argmin(dist))
+            if not np.isnan(cand.area[nearest]):
+                setattr(filled, column, np.array([cand.area[nearest]]))
+                imputed[column] = float(cand.area[nearest])
+            continue
         values = getattr(cand, column)[near]
         values = values[~np.isnan(values)]
         if len(values) == 0:
@@ -388,6 +410,8 @@ def lead_facts_mask(sales: SaleArrays, seed: int = 2015) -> SaleArrays:
     masked.waterfront = np.zeros(n)  # unknown is valued as not waterfront, as the engine does
     masked.lot = np.where(rng.random(n) < 0.30, np.nan, sales.lot)
     masked.year_built = np.where(rng.random(n) < 0.15, np.nan, sales.year_built)
+    masked.eff_age = np.full(n, np.nan)  # a form does not ask when the house was last remodelled
+    masked.area = np.full(n, np.nan)  # imputed from the nearest sale: the assessor's areas are places
     return masked
 
 
@@ -474,7 +498,8 @@ class ValuationModel:
 
     def predict_log(self, s: SaleArrays) -> np.ndarray:
         """Model value (log, in today's-index terms of each row's own day)."""
-        return self.hedonic.predict(feature_matrix(s)) + self.index.at(s.day)
+        extra = getattr(self.model_params, "extra_facts", False)  # older pickles lack it
+        return self.hedonic.predict(feature_matrix(s, extra)) + self.index.at(s.day)
 
     def residuals(self, cand: SaleArrays) -> np.ndarray:
         return np.log(cand.price) - self.predict_log(cand)
@@ -729,6 +754,8 @@ def arrays_from_records(records: list[dict[str, Any]]) -> SaleArrays:
             "year_built": r["year_built"],
             "waterfront": float(r["waterfront"]),
             "townhouse": float(r["use_type"] == "townhouse"),
+            "eff_age": r.get("eff_age"),
+            "area": r.get("area"),
         }
         for r in records
     ]

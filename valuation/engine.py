@@ -40,6 +40,8 @@ SALE_FIELDS = (
     "year_built",
     "waterfront",
     "use_type",
+    "eff_age",
+    "area",
 )
 
 
@@ -195,12 +197,16 @@ def _subject(facts: PropertyFacts, as_of: dt.date) -> core.SaleArrays:
         # Unknown waterfront is valued as not waterfront (leads rarely are; the range is measured so).
         waterfront=col(bool(facts.waterfront)),
         townhouse=col(None if facts.property_type is None else facts.property_type == "townhouse"),
+        eff_age=col(None),  # remodel unknown for a lead or an API caller
+        area=col(None),  # the assessor area of the nearest sale
     )
 
 
 def _imputed_for_api(imputed: dict[str, float]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for column, value in imputed.items():
+        if column not in _IMPUTED_NAMES:
+            continue  # the assessor area follows from the location: not a fact anyone is asked for
         name = _IMPUTED_NAMES[column]
         if name == "property_type":
             out[name] = "townhouse" if value else "sfr"
