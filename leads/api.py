@@ -81,6 +81,9 @@ class LeadDetailOut(LeadSummaryOut):
     unit: str
     latitude: float | None
     longitude: float | None
+    location_precision: str = Field(
+        description="how latitude/longitude place the house: manual, rooftop, interpolated, zip_centroid, or empty"
+    )
     beds: int | None
     baths: Decimal | None
     living_area_sqft: int | None

@@ -77,6 +77,7 @@ def test_patch_sets_facts_requeues_and_revalues(trained, client, write_key, djan
         1800,
         5000,
     )
+    assert body["location_precision"] == "manual"
     lead.refresh_from_db()
     assert lead.location_precision == "manual"
     assert lead.baths == Decimal("2.00")
