@@ -36,6 +36,7 @@ test: install
 	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret} \
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} \
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -9,15 +9,17 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import ConfigDict
 
 from leads.intake import IdempotencyConflict, LeadIn, lead_intake
-from leads.models import Lead, LeadStatus
+from leads.models import Lead, LeadStatus, PropertyType
+from leads.property_facts import FACT_FIELDS
 from leads.selectors import LeadFilter, lead_detail, lead_list, parse_lead_id, resolve_staff_user
-from leads.services import lead_update
+from leads.services import lead_set_property, lead_update
 from leadsite.auth import api_key, staff_or_key
 from leadsite.context import lead_id_var
 
@@ -79,6 +81,9 @@ class LeadDetailOut(LeadSummaryOut):
     unit: str
     latitude: float | None
     longitude: float | None
+    location_precision: str = Field(
+        description="how latitude/longitude place the house: manual, rooftop, interpolated, zip_centroid, or empty"
+    )
     beds: int | None
     baths: Decimal | None
     living_area_sqft: int | None
@@ -117,6 +122,16 @@ class LeadPatchIn(Schema):
     status: LeadStatus | None = None
     assignee: int | str | None = Field(None, description="user id or username of a staff user; null unassigns")
     note: str | None = Field(None, max_length=5000)
+    # Location and property facts (lead_set_property validates them; null clears one). Setting any
+    # of them re-queues the lead's valuation.
+    latitude: float | None = Field(None, description="with longitude; -90..90")
+    longitude: float | None = Field(None, description="with latitude; -180..180")
+    beds: int | None = Field(None, description="0..50")
+    baths: float | None = Field(None, description="0..50")
+    living_area_sqft: int | None = Field(None, description="100..100,000")
+    lot_sqft: int | None = Field(None, description="1..100,000,000")
+    year_built: int | None = Field(None, description="1700..this year")
+    property_type: PropertyType | None = None
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -239,7 +254,7 @@ def get_lead(request: HttpRequest, lead_id: str) -> dict[str, Any]:
     "/leads/{lead_id}",
     auth=staff_or_key("leads:write"),
     response={200: LeadDetailOut, 404: ErrorOut, 422: ErrorOut},
-    summary="Change a lead's status or assignee, or add a note",
+    summary="Change a lead's status or assignee, add a note, or set its location and property facts",
 )
 def patch_lead(request: HttpRequest, lead_id: str, payload: LeadPatchIn) -> dict[str, Any]:
     lead_uuid = parse_lead_id(lead_id)
@@ -256,8 +271,16 @@ def patch_lead(request: HttpRequest, lead_id: str, payload: LeadPatchIn) -> dict
             changes["assignee"] = user
     if payload.note is not None and payload.note.strip():
         changes["note"] = payload.note.strip()
+    facts = {name: getattr(payload, name) for name in FACT_FIELDS if name in payload.model_fields_set}
+    if isinstance(facts.get("property_type"), PropertyType):
+        facts["property_type"] = facts["property_type"].value
     try:
-        lead_update(lead_id=lead_uuid, actor=_me(request), by=_by(request), **changes)
+        # One transaction: a rejected status change must not leave the facts half-applied.
+        with transaction.atomic():
+            if facts:
+                lead_set_property(lead_id=lead_uuid, facts=facts, actor=_me(request), by=_by(request))
+            if changes or not facts:
+                lead_update(lead_id=lead_uuid, actor=_me(request), by=_by(request), **changes)
     except Lead.DoesNotExist:
         raise HttpError(404, "lead not found") from None
     return lead_detail(lead_uuid)

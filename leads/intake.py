@@ -26,7 +26,7 @@ from django.utils import timezone
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from leads.models import IdempotencyRecord, Lead, LeadStatus, OutboxEvent, PropertyType, TimelineKind
+from leads.models import IdempotencyRecord, Lead, LeadStatus, LocationPrecision, OutboxEvent, PropertyType, TimelineKind
 from leads.normalize import ParsedAddress, normalize_email, normalize_phone, parse_address
 from leads.outbox import dispatcher, outbox_add
 from leads.services import lead_fan_out_event, lead_notify_context, lead_timeline_add
@@ -350,6 +350,10 @@ def _lead_from_payload(
         address_key=address.key,
         latitude=payload.latitude,
         longitude=payload.longitude,
+        # Coordinates the form sent are taken as given (the valuation geocodes the rest).
+        location_precision=LocationPrecision.MANUAL
+        if payload.latitude is not None and payload.longitude is not None
+        else "",
         beds=payload.beds,
         baths=payload.baths,
         living_area_sqft=payload.living_area_sqft,

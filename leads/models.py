@@ -31,6 +31,13 @@ class PropertyType(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class LocationPrecision(models.TextChoices):
+    ROOFTOP = "rooftop"
+    INTERPOLATED = "interpolated"
+    ZIP_CENTROID = "zip_centroid"
+    MANUAL = "manual"
+
+
 class Lead(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     status = models.CharField(max_length=20, choices=LeadStatus.choices, default=LeadStatus.NEW)
@@ -50,6 +57,10 @@ class Lead(models.Model):
     address_key = models.CharField(max_length=300, blank=True, help_text="normalised address for duplicate matching")
     latitude = models.FloatField(null=True, blank=True)
     longitude = models.FloatField(null=True, blank=True)
+    # How exactly latitude/longitude place the house: "manual" (staff or the form gave them),
+    # "rooftop", "interpolated" (along the street's address range: the Census geocoder) or
+    # "zip_centroid" (only the ZIP code's centre: the valuation widens its range).
+    location_precision = models.CharField(max_length=20, choices=LocationPrecision.choices, blank=True)
 
     # Property facts the valuation uses.
     beds = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -142,6 +153,7 @@ class TimelineKind(models.TextChoices):
     SLA_BREACH = "sla_breach"
     CLAIMED = "claimed"
     PAYMENT = "payment"
+    PROPERTY = "property"
 
 
 class LeadEvent(models.Model):

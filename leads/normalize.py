@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import phonenumbers
 import usaddress
+from scourgify import normalize_address_record
+from scourgify.exceptions import AddressNormalizationError
 
 DEFAULT_REGION = "US"
 
@@ -92,11 +94,40 @@ def _canon(text: str) -> str:
     return " ".join(w for w in (_ABBREVIATIONS.get(word, word) for word in words) if w)
 
 
+# Unit designators (Pub. 28 C2 and the "#" forms use): "APT 4", "UNIT 4", "# 4" are one unit 4.
+_UNIT_DESIGNATORS = frozenset(
+    "# APT BLDG BSMT DEPT FL FRNT HNGR KEY LBBY LOT LOWR OFC PH PIER REAR RM SIDE SLIP SPC STOP STE TRLR UNIT UPPR".split()
+)
+
+
+def _usps_key(raw: str) -> str:
+    """The duplicate key from the address in USPS Publication 28 form (usaddress-scourgify):
+    "<line 1> <unit id>|<zip5>", or "...|<city>|<state>" without a ZIP code; "" when scourgify
+    cannot read it (the caller then falls back to its own canonical text)."""
+    try:
+        record = normalize_address_record(raw)
+    except (AddressNormalizationError, ValueError, TypeError, KeyError, IndexError):
+        return ""
+    line1 = (record.get("address_line_1") or "").strip()
+    if not line1 or not line1.split()[0][:1].isdigit():
+        return ""
+    words = (record.get("address_line_2") or "").split()
+    if len(words) > 1 and words[0] in _UNIT_DESIGNATORS:
+        words = words[1:]
+    unit = " ".join(words)
+    postal = (record.get("postal_code") or "")[:5]
+    where = postal or f"{record.get('city') or ''}|{record.get('state') or ''}"
+    return f"{' '.join(filter(None, (line1, unit)))}|{where}".lower()
+
+
 def parse_address(raw: str) -> ParsedAddress:
     """Split a one-line US address into parts and a key that matches the same property typed differently.
 
-    The key is "<street> <unit>|<zip5>" when there is a ZIP code, else "<street> <unit>|<city>|<state>";
-    for text usaddress cannot read as an address it is the canonicalised text itself.
+    The key is the USPS Publication 28 form (usaddress-scourgify): "<street> <unit>|<zip5>" when
+    there is a ZIP code, else "<street> <unit>|<city>|<state>", lower-case, so punctuation, case,
+    spelled-out suffixes and directionals and unit designators do not matter. When scourgify cannot
+    read it, the same shape from usaddress's parts and a short abbreviation table; for text neither
+    can read as an address, the canonicalised text itself.
     """
     raw = " ".join(raw.split())
     if not raw:
@@ -108,11 +139,14 @@ def parse_address(raw: str) -> ParsedAddress:
         for value, label in usaddress.parse(raw):
             tagged.setdefault(label, value)
     street = " ".join(tagged[p] for p in _STREET_PARTS if p in tagged).strip(" ,")
+    usps_key = _usps_key(raw)
     unit = " ".join(tagged[p] for p in ("OccupancyType", "OccupancyIdentifier") if p in tagged).strip(" ,")
     city = tagged.get("PlaceName", "").strip(" ,")
     state = tagged.get("StateName", "").strip(" ,").upper()
     postal_code = tagged.get("ZipCode", "").strip(" ,")
-    if street:
+    if usps_key:
+        key = usps_key
+    elif street:
         where = postal_code[:5] if postal_code else f"{_canon(city)}|{_canon(state)}"
         # The unit's designator (Apt, Suite, #) varies from form to form; its identifier does not.
         unit_id = _canon(tagged.get("OccupancyIdentifier", ""))

@@ -151,6 +151,7 @@ def lead_detail(lead_id: uuid.UUID) -> dict[str, Any] | None:
         "unit": lead.unit,
         "latitude": lead.latitude,
         "longitude": lead.longitude,
+        "location_precision": lead.location_precision,
         "beds": lead.beds,
         "baths": lead.baths,
         "living_area_sqft": lead.living_area_sqft,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import logging
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -17,8 +18,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from leads.models import AssignmentCursor, Lead, LeadEvent, LeadStatus, TimelineKind
+from leads.models import AssignmentCursor, Lead, LeadEvent, LeadStatus, LocationPrecision, TimelineKind
 from leads.outbox import OutboxSpec, outbox_add
+from leads.property_facts import property_facts_clean
 from leadsite.context import current_request_id, lead_id_var, request_id_var
 from notifications.services import notify
 
@@ -407,3 +409,123 @@ def lead_create_historical(*, created_at: datetime.datetime, status: str, source
     Lead.objects.filter(id=lead.id).update(created_at=created_at, updated_at=created_at)
     lead.created_at = lead.updated_at = created_at
     return lead
+
+
+# --- Property facts and location ----------------------------------------------------------
+
+
+def lead_set_property(
+    *, lead_id: uuid.UUID | str, facts: dict[str, Any], actor: AbstractBaseUser | None = None, by: str = "api"
+) -> Lead:
+    """Staff (admin page, `PATCH /api/leads/{id}`) set a lead's location and property facts.
+
+    `facts` may hold latitude/longitude (together), beds, baths, living_area_sqft, lot_sqft,
+    year_built, property_type; None clears one. Invalid values: ValidationError (the API's 422),
+    nothing written. Changed values are written with one `property` timeline entry ("property facts
+    updated") and one `valuation.value_lead` outbox event, so the valuation is re-queued. Idempotent
+    per change: the same facts again change nothing and queue nothing.
+    """
+    cleaned = property_facts_clean(facts)
+    lead_id_var.set(str(lead_id))
+    with transaction.atomic():
+        lead = Lead.objects.select_for_update().get(id=lead_id)
+        changed: dict[str, dict[str, Any]] = {}
+        for name, value in cleaned.items():
+            old = getattr(lead, name)
+            if name == "property_type":
+                value = value or ""
+            if old != value:
+                changed[name] = {"from": _jsonable(old), "to": _jsonable(value)}
+                setattr(lead, name, value)
+        if not changed:
+            return lead
+        fields = [*changed, "updated_at"]
+        if "latitude" in changed or "longitude" in changed:
+            # Coordinates a person typed outrank any geocoder's guess.
+            lead.location_precision = LocationPrecision.MANUAL if lead.latitude is not None else ""
+            fields.append("location_precision")
+        lead.save(update_fields=fields)
+        who = by or user_display(actor)
+        event = lead_timeline_add(
+            lead_id=lead.id,
+            kind=TimelineKind.PROPERTY,
+            message="property facts updated: "
+            + ", ".join(
+                f"{name} {c['from'] if c['from'] not in (None, '') else '—'} → {c['to'] if c['to'] not in (None, '') else '—'}"
+                for name, c in changed.items()
+            )
+            + (f" by {who}" if who else ""),
+            data={"changed": changed, "by": who},
+            actor=actor,
+        )
+        # One event per change (the timeline entry's id), so each change re-values once.
+        outbox_add(
+            events=[
+                OutboxSpec(
+                    f"lead:{lead.id}:valuation:facts:{event.id}", VALUATION_TASK, {"lead_id": str(lead.id)}, lead.id
+                )
+            ],
+        )
+    return lead
+
+
+def _jsonable(value: Any) -> Any:
+    # Baths are Decimals on the model; the timeline's data is JSON.
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def lead_set_location(
+    *, lead_id: uuid.UUID | str, latitude: float, longitude: float, precision: str, source: str
+) -> bool:
+    """The valuation's geocoder places a lead (no re-valuation: the caller is valuing it).
+
+    Never overwrites coordinates a person set (precision `manual`) nor a finer location than the
+    new one; returns whether it wrote.
+    """
+    finer = {
+        LocationPrecision.MANUAL: 3,
+        LocationPrecision.ROOFTOP: 2,
+        LocationPrecision.INTERPOLATED: 1,
+        LocationPrecision.ZIP_CENTROID: 0,
+    }
+    with transaction.atomic():
+        lead = Lead.objects.select_for_update().get(id=lead_id)
+        if lead.latitude is not None and finer.get(lead.location_precision or "manual", 3) >= finer[precision]:
+            return False
+        lead.latitude, lead.longitude, lead.location_precision = latitude, longitude, precision
+        lead.save(update_fields=["latitude", "longitude", "location_precision", "updated_at"])
+        lead_timeline_add(
+            lead_id=lead.id,
+            kind=TimelineKind.PROPERTY,
+            message=f"Located from its address ({precision.replace('_', ' ')}, {source})",
+            data={"latitude": latitude, "longitude": longitude, "precision": precision, "source": source},
+        )
+    return True
+
+
+def lead_address_keys_recompute(*, batch_size: int = 1000) -> int:
+    """Recompute every lead's duplicate key with today's address normalisation (after it changed,
+    e.g. to USPS Publication 28 forms); returns how many keys changed. Safe to run at any time and
+    more than once."""
+    from leads.normalize import parse_address
+
+    changed = 0
+    last_id = None
+    while True:
+        page = Lead.objects.order_by("id").only("id", "address", "address_key")
+        if last_id is not None:
+            page = page.filter(id__gt=last_id)
+        leads = list(page[:batch_size])
+        if not leads:
+            return changed
+        last_id = leads[-1].id
+        stale = []
+        for lead in leads:
+            key = parse_address(lead.address).key
+            if key != lead.address_key:
+                lead.address_key = key
+                stale.append(lead)
+        if stale:
+            with transaction.atomic():
+                Lead.objects.bulk_update(stale, ["address_key"])
+            changed += len(stale)

@@ -262,9 +262,14 @@ LOG_ERROR_SPIKE_THRESHOLD = env_int("LOG_ERROR_SPIKE_THRESHOLD", 20, minimum=1)
 LOGS_TO_DATABASE = env_bool("LOGS_TO_DATABASE", "pytest" not in sys.modules)
 
 # Valuation (valuation/; see README "Valuation")
-VALUATION_GEOCODER = env_str("VALUATION_GEOCODER", "").lower()  # "" (off) or "census"
-if VALUATION_GEOCODER not in {"", "census"}:
-    raise ImproperlyConfigured(f"VALUATION_GEOCODER must be empty (off) or 'census', got {VALUATION_GEOCODER!r}")
+# "census" (default): the US Census geocoder, falling back to the ZIP centroid (offline, bundled);
+# "off": ZIP centroids only. Under pytest "off", so no test ever reaches the real Census service.
+VALUATION_GEOCODER = env_str("VALUATION_GEOCODER", "off" if "pytest" in sys.modules else "census").lower()
+if VALUATION_GEOCODER in {"", "none"}:
+    VALUATION_GEOCODER = "off"
+if VALUATION_GEOCODER not in {"off", "census"}:
+    raise ImproperlyConfigured(f"VALUATION_GEOCODER must be 'census' or 'off', got {VALUATION_GEOCODER!r}")
+VALUATION_GEOCODER_TIMEOUT_SECONDS = env_int("VALUATION_GEOCODER_TIMEOUT_SECONDS", 3, minimum=1, maximum=30)
 VALUATION_GEOCODER_URL = env_url(
     "VALUATION_GEOCODER_URL",
     "https://geocoding.geo.census.gov/geocoder/locations/onelineaddress",

@@ -99,17 +99,35 @@ def lead_claimed(context: dict[str, Any]) -> Rendered:
     return line, [slack.section(line)]
 
 
+def whole_dollars(value: Any) -> str:
+    """612345.6 -> "$612,346": estimates are not precise to the cent, so they are not shown so."""
+    try:
+        amount = Decimal(str(value)).quantize(Decimal("1"))
+    except (InvalidOperation, ValueError):
+        return escape(value)
+    return f"${amount:,}"
+
+
 def valuation_ready(context: dict[str, Any]) -> Rendered:
     line = "🏠 *Valuation ready*"
     estimate = context.get("estimate")
     parts = [line]
     if estimate is not None:
-        value = f"{money(estimate)}"
+        value = f"{whole_dollars(estimate)}"
         if context.get("low") is not None and context.get("high") is not None:
-            value += f" (range {money(context['low'])}–{money(context['high'])})"
+            value += f" (range {whole_dollars(context['low'])}–{whole_dollars(context['high'])})"
+        if context.get("as_of"):
+            value += f" as of {_get(context, 'as_of')}"
         parts.append(value)
     if context.get("confidence") not in (None, ""):
-        parts.append(f"confidence {_get(context, 'confidence')}")
+        try:
+            parts.append(f"confidence {float(context['confidence']):.0%}")
+        except (TypeError, ValueError):
+            parts.append(f"confidence {_get(context, 'confidence')}")
+    if context.get("location_note"):
+        parts.append(_get(context, "location_note"))
+    if context.get("stale_note"):
+        parts.append(_get(context, "stale_note"))
     text = " · ".join(parts[:1]) + ("\n" + " · ".join(parts[1:]) if len(parts) > 1 else "")
     fields = []
     if context.get("method"):

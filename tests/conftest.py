@@ -18,6 +18,9 @@ from django.core.cache import cache
 from django.test import Client
 
 ROOT = Path(__file__).resolve().parent.parent
+# Worker and web subprocesses inherit this: no test ever reaches the real US Census geocoder (a test
+# that wants one points VALUATION_GEOCODER_URL at a fake).
+os.environ.setdefault("VALUATION_GEOCODER", "off")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

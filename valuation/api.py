@@ -33,6 +33,9 @@ class ValuationIn(Schema):
         None, ge=1, le=13, description="assessor grade 1..13; estimated from neighbours when absent"
     )
     waterfront: bool | None = None
+    location_precision: Literal["rooftop", "interpolated", "zip_centroid", "manual"] | None = Field(
+        None, description="zip_centroid: only the ZIP code's centre is known (wider range, lower confidence)"
+    )
     address: str | None = Field(None, max_length=500, description="for your reference; not geocoded here")
     as_of: dt.date | None = Field(None, description="value as of this day using only earlier sales; default today")
 
@@ -63,6 +66,9 @@ class ValuationOut(Schema):
     as_of: dt.date
     model_version: int | None
     model_value: int | None = None
+    location_precision: str | None = Field(None, description="zip_centroid, or as_given")
+    newest_sale_date: dt.date | None = Field(None, description="the newest sale the estimate used")
+    stale_days: int | None = Field(None, description="days from newest_sale_date to as_of (older: wider range)")
     imputed: dict[str, float | int | str] = {}
 
 

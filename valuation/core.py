@@ -19,11 +19,18 @@ One method, used the same way by the API/lead engine (candidates from the databa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
+
+# One OpenMP thread for the gradient boosting in every process that values (web, worker, commands):
+# on a busy machine (web, workers and other jobs sharing two cores) the default thread per core
+# spin-waits against the other processes. Measured training on 600 sales at load 10: 106 s with
+# the default, 0.6 s with one thread. Set once per process (a per-call limit costs ~1 ms).
+threadpool_limits(limits=1, user_api="openmp")
 
 EARTH_RADIUS_MILES = 3958.8
 LAT0, LON0 = 47.6, -122.33  # only a local origin for the rotated-coordinate features
@@ -65,6 +72,8 @@ class SaleArrays:
     year_built: np.ndarray
     waterfront: np.ndarray
     townhouse: np.ndarray
+    eff_age: np.ndarray  # years since built or last major remodel, at the sale (NaN: unknown)
+    area: np.ndarray  # assessor area code (NaN: unknown; imputed from the nearest sale)
 
     COLUMNS = (
         "ids",
@@ -80,6 +89,8 @@ class SaleArrays:
         "year_built",
         "waterfront",
         "townhouse",
+        "eff_age",
+        "area",
     )
 
     def __len__(self) -> int:
@@ -87,6 +98,10 @@ class SaleArrays:
 
     def take(self, idx: Any) -> SaleArrays:
         return SaleArrays(**{c: getattr(self, c)[idx] for c in self.COLUMNS})
+
+    @classmethod
+    def concat(cls, parts: list[SaleArrays]) -> SaleArrays:
+        return cls(**{c: np.concatenate([getattr(p, c) for p in parts]) for c in cls.COLUMNS})
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]]) -> SaleArrays:
@@ -243,14 +258,17 @@ FEATURE_NAMES = (
 )
 
 
-def feature_matrix(s: SaleArrays) -> np.ndarray:
-    """Model features of each row at its own `day` (age is age at that day)."""
+def feature_matrix(s: SaleArrays, extra_facts: bool = False) -> np.ndarray:
+    """Model features of each row at its own `day` (age is age at that day). `extra_facts`: also the
+    years a major remodel took off the house's age and the assessor area."""
     x = (s.lon - LON0) * COS_LAT0 * 69.0
     y = (s.lat - LAT0) * 69.0
     rots = [x * math.cos(math.radians(t)) + y * math.sin(math.radians(t)) for t in (30, 60, 120, 150)]
     age = _year(s.day) - s.year_built
+    extra = [age - s.eff_age, s.area] if extra_facts else []
     return np.column_stack(
         [
+            *extra,
             s.lat,
             s.lon,
             *rots,
@@ -274,6 +292,7 @@ class ModelParams:
     min_samples_leaf: int = 20
     l2_regularization: float = 1.0
     calibration_days: int = 91
+    extra_facts: bool = True
 
 
 def fit_hedonic(
@@ -290,7 +309,7 @@ def fit_hedonic(
         categorical_features=None,
         random_state=seed,
     )
-    model.fit(feature_matrix(sales), target)
+    model.fit(feature_matrix(sales, params.extra_facts), target)
     return model
 
 
@@ -334,6 +353,66 @@ def local_correction(residual: np.ndarray, weight: np.ndarray, p: CompParams) ->
     if len(weight) == 0:
         return 0.0
     return float(np.sum(weight * residual) / (np.sum(weight) + p.shrink))
+
+
+# --- Facts a lead does not give ------------------------------------------------------------------
+
+IMPUTE_NEIGHBOURS = 15
+# column -> rounding of the imputed value
+IMPUTABLE = {
+    "grade": 1.0,
+    "lot": 1.0,
+    "year_built": 1.0,
+    "beds": 1.0,
+    "baths": 0.25,
+    "townhouse": 1.0,
+    "area": 1.0,
+}
+
+
+def impute_subject(subject: SaleArrays, cand: SaleArrays) -> tuple[SaleArrays, dict[str, float]]:
+    """Fill a subject's unknown facts (NaN) with the median of its nearest similar-sized past sales
+    (distance in quarter miles plus size difference in 20% steps). Returns the filled row and what
+    was filled. The API, the leads and the evaluation all impute through this one function."""
+    missing = [c for c in IMPUTABLE if np.isnan(getattr(subject, c)[0])]
+    if not missing or len(cand) == 0:
+        return subject, {}
+    dist = haversine_miles(subject.lat[0], subject.lon[0], cand.lat, cand.lon)
+    score = dist / 0.25 + np.abs(np.log(cand.living / subject.living[0])) / 0.2
+    near = np.argsort(score)[:IMPUTE_NEIGHBOURS]
+    filled = subject.take(slice(None))
+    imputed: dict[str, float] = {}
+    for column in missing:
+        if column == "area":
+            nearest = int(np.argmin(dist))
+            if not np.isnan(cand.area[nearest]):
+                setattr(filled, column, np.array([cand.area[nearest]]))
+                imputed[column] = float(cand.area[nearest])
+            continue
+        values = getattr(cand, column)[near]
+        values = values[~np.isnan(values)]
+        if len(values) == 0:
+            continue
+        step = IMPUTABLE[column]
+        guess = float(np.round(np.median(values) / step) * step)
+        setattr(filled, column, np.array([guess]))
+        imputed[column] = guess
+    return filled, imputed
+
+
+def lead_facts_mask(sales: SaleArrays, seed: int = 2015) -> SaleArrays:
+    """The facts a lead really gives, for measuring: never the assessor's grade or waterfront; the
+    lot size unknown for 30% and the year built for 15% (a fixed seeded random mask)."""
+    rng = np.random.default_rng(seed)
+    n = len(sales)
+    masked = sales.take(slice(None))
+    masked.grade = np.full(n, np.nan)
+    masked.waterfront = np.zeros(n)  # unknown is valued as not waterfront, as the engine does
+    masked.lot = np.where(rng.random(n) < 0.30, np.nan, sales.lot)
+    masked.year_built = np.where(rng.random(n) < 0.15, np.nan, sales.year_built)
+    masked.eff_age = np.full(n, np.nan)  # a form does not ask when the house was last remodelled
+    masked.area = np.full(n, np.nan)  # imputed from the nearest sale: the assessor's areas are places
+    return masked
 
 
 # --- 4. Calibrated ranges -------------------------------------------------------------------------
@@ -410,10 +489,17 @@ class ValuationModel:
     trained_from: int
     trained_to: int
     n_train: int
+    # Ranges for a subject placed only at its ZIP code's centroid (measured by valuing the
+    # calibration sales from their nearest ZIP centroid). None on models trained before it existed.
+    coarse_calibration: Calibration | None = None
+    # Ranges for a subject with lead facts (grade and waterfront unknown, imputed): measured with
+    # `lead_facts_mask` on the calibration sales. None on older models.
+    lead_calibration: Calibration | None = None
 
     def predict_log(self, s: SaleArrays) -> np.ndarray:
         """Model value (log, in today's-index terms of each row's own day)."""
-        return self.hedonic.predict(feature_matrix(s)) + self.index.at(s.day)
+        extra = getattr(self.model_params, "extra_facts", False)  # older pickles lack it
+        return self.hedonic.predict(feature_matrix(s, extra)) + self.index.at(s.day)
 
     def residuals(self, cand: SaleArrays) -> np.ndarray:
         return np.log(cand.price) - self.predict_log(cand)
@@ -431,7 +517,12 @@ class Estimate:
 
 
 def estimate_one(
-    model: ValuationModel, subject: SaleArrays, cand: SaleArrays, cand_residual: np.ndarray | None = None
+    model: ValuationModel,
+    subject: SaleArrays,
+    cand: SaleArrays,
+    cand_residual: np.ndarray | None = None,
+    coarse: bool = False,
+    lead_facts: bool = False,
 ) -> Estimate | None:
     """Value `subject` (one row, day = as-of) from candidate sales. None: too few comps."""
     as_of = int(subject.day[0])
@@ -444,18 +535,55 @@ def estimate_one(
     correction = local_correction(residual, weights[idx], model.comp_params)
     support = float(np.sum(weights[idx]))
     base = float(model.predict_log(subject)[0])
-    return finish_estimate(model, base, correction, support, Comps(idx, weights[idx], dist[idx], residual, support))
+    return finish_estimate(
+        model,
+        base,
+        correction,
+        support,
+        Comps(idx, weights[idx], dist[idx], residual, support),
+        coarse=coarse,
+        lead_facts=lead_facts,
+    )
 
 
-def finish_estimate(model: ValuationModel, base: float, correction: float, support: float, comps: Comps) -> Estimate:
+def calibrated(
+    model: ValuationModel, raw_log: float, support: float, coarse: bool = False, lead_facts: bool = False
+) -> tuple[float, float, float, float]:
+    """(log estimate, log offset of the low end, of the high end, share within 10%) for a raw log
+    estimate, from the calibration measured for this kind of subject."""
     cal = model.calibration
-    log_est = base + correction + cal.bias
+    if lead_facts and getattr(model, "lead_calibration", None) is not None:
+        cal = model.lead_calibration
+    log_est = raw_log + cal.bias
     b = cal.bucket(support)
+    q_low, q_high, within10 = float(cal.q_low[b]), float(cal.q_high[b]), float(cal.within10[b])
+    coarse_cal = getattr(model, "coarse_calibration", None) if coarse else None
+    if coarse_cal is not None:
+        # Never narrower or surer than the same estimate with the house's own location: on a small
+        # calibration sample the measured coarse quantiles alone could say otherwise by chance.
+        c = coarse_cal.bucket(support)
+        q_low, q_high = min(q_low, float(coarse_cal.q_low[c])), max(q_high, float(coarse_cal.q_high[c]))
+        within10 = min(within10, float(coarse_cal.within10[c]))
+    return log_est, q_low, q_high, within10
+
+
+def finish_estimate(
+    model: ValuationModel,
+    base: float,
+    correction: float,
+    support: float,
+    comps: Comps,
+    coarse: bool = False,
+    lead_facts: bool = False,
+) -> Estimate:
+    """`coarse`: the subject is located only by its ZIP centroid; `lead_facts`: its grade was not
+    given (imputed). Each uses the ranges measured for that case."""
+    log_est, q_low, q_high, within10 = calibrated(model, base + correction, support, coarse, lead_facts)
     return Estimate(
         estimate=float(np.exp(log_est)),
-        low=float(np.exp(log_est + cal.q_low[b])),
-        high=float(np.exp(log_est + cal.q_high[b])),
-        confidence=round(float(cal.within10[b]), 2),
+        low=float(np.exp(log_est + q_low)),
+        high=float(np.exp(log_est + q_high)),
+        confidence=round(float(within10), 2),
         model_value=float(np.exp(base)),
         correction=correction,
         comps=comps,
@@ -467,6 +595,7 @@ def fit_valuation_model(
     model_params: ModelParams | None = None,
     comp_params: CompParams | None = None,
     progress: Any = None,
+    zip_centroids: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ValuationModel:
     """Train on `sales` (all strictly before whatever will be valued with the result).
 
@@ -493,8 +622,26 @@ def fit_valuation_model(
     )
     if progress:
         progress("calibration model fitted")
-    log_error, support = walk_forward_errors(partial, sales, cal_idx)
-    calibration = fit_calibration(log_error, support)
+    # Learn the blend of model and comps on the held-out months, then calibrate with it.
+    valued, base_a, weighted_a, support_a = walk_forward_parts(partial, sales, sales.take(cal_idx))
+    shrink = fit_shrink(np.log(sales.price[cal_idx][valued]), base_a, weighted_a, support_a)
+    cp = replace(cp, shrink=shrink)
+    partial.comp_params = cp
+    if progress:
+        progress(f"learned blend: shrink {shrink:g}")
+    log_error = np.log(sales.price[cal_idx][valued]) - (base_a + weighted_a / (support_a + shrink))
+    calibration = fit_calibration(log_error, support_a)
+    # The same sales valued from the facts a lead gives, then also placed only at their ZIP centroid.
+    lead_subjects = lead_facts_mask(sales)
+    lead_error, lead_support = walk_forward_errors(partial, sales, cal_idx, subjects_from=lead_subjects)
+    lead_calibration = fit_calibration(lead_error, lead_support) if len(lead_error) >= 20 else None
+    coarse_calibration = None
+    if zip_centroids is not None:
+        moved = lead_subjects.take(slice(None))
+        moved.lat, moved.lon = np.asarray(zip_centroids[0], float), np.asarray(zip_centroids[1], float)
+        coarse_error, coarse_support = walk_forward_errors(partial, sales, cal_idx, subjects_from=moved)
+        if len(coarse_error) >= 20:
+            coarse_calibration = fit_calibration(coarse_error, coarse_support)
     if progress:
         progress(f"calibrated on {len(log_error)} sales")
     index = fit_price_index(sales)
@@ -508,35 +655,86 @@ def fit_valuation_model(
         trained_from=int(sales.day.min()),
         trained_to=int(sales.day.max()),
         n_train=len(sales),
+        coarse_calibration=coarse_calibration,
+        lead_calibration=lead_calibration,
     )
 
 
-def walk_forward_errors(model: ValuationModel, sales: SaleArrays, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Log errors (actual vs estimate before calibration) of `sales[targets]`, each valued at its own
-    date with comps strictly before it. Targets without enough comps are skipped."""
+def value_walk_forward(
+    model: ValuationModel, known: SaleArrays, subjects: SaleArrays, residual: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positions valued, log estimates before calibration, comp support): see `walk_forward_parts`."""
+    valued, base, weighted_residual, support = walk_forward_parts(model, known, subjects, residual)
+    return valued, base + weighted_residual / (support + model.comp_params.shrink), support
+
+
+def walk_forward_parts(
+    model: ValuationModel, known: SaleArrays, subjects: SaleArrays, residual: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Value each subject at its own `day` with comps from `known` strictly before that day, the
+    way the engine values one property: unknown facts imputed from nearby earlier sales, the model
+    corrected by the comps. Returns (positions of the subjects valued, their model log values, the
+    weighted sum of their comps' residuals, their comp support = sum of weights), so that the blend
+    of model and comps (`shrink`) can be chosen afterwards; subjects without enough comps are left out."""
     from sklearn.neighbors import BallTree
 
-    residual = model.residuals(sales)
-    coords = np.radians(np.column_stack([sales.lat, sales.lon]))
-    tree = BallTree(coords, metric="haversine")
-    subjects = sales.take(targets)
-    base = model.predict_log(subjects)
-    neighbours = tree.query_radius(coords[targets], r=COMP_RADIUS_MILES / EARTH_RADIUS_MILES)
-    errors, supports = [], []
-    for j, t in enumerate(targets):
+    residual = model.residuals(known) if residual is None else residual
+    tree = BallTree(np.radians(np.column_stack([known.lat, known.lon])), metric="haversine")
+    neighbours = tree.query_radius(
+        np.radians(np.column_stack([subjects.lat, subjects.lon])), r=COMP_RADIUS_MILES / EARTH_RADIUS_MILES
+    )
+    needs_imputing = any(np.isnan(getattr(subjects, c)).any() for c in IMPUTABLE)
+    rows, nears = [], []
+    for j in range(len(subjects)):
         near = neighbours[j]
-        near = near[sales.day[near] < sales.day[t]]
+        near = near[known.day[near] < subjects.day[j]]
+        row = subjects.take(slice(j, j + 1))
+        if needs_imputing:
+            row, _ = impute_subject(row, known.take(near))
+        rows.append(row)
+        nears.append(near)
+    if not rows:
+        return np.array([], dtype=int), np.array([]), np.array([]), np.array([])
+    filled = SaleArrays.concat(rows)
+    base = model.predict_log(filled)
+    valued, bases, weighted, supports = [], [], [], []
+    for j, near in enumerate(nears):
         if len(near) < COMP_MIN:
             continue
-        cand = sales.take(near)
-        weights, _ = comp_weights(subjects.take(slice(j, j + 1)), cand, int(sales.day[t]), model.comp_params)
+        weights, _ = comp_weights(rows[j], known.take(near), int(subjects.day[j]), model.comp_params)
         idx = select_comps(weights)
         if len(idx) < COMP_MIN:
             continue
-        corr = local_correction(residual[near][idx], weights[idx], model.comp_params)
-        errors.append(math.log(sales.price[t]) - (base[j] + corr))
+        valued.append(j)
+        bases.append(base[j])
+        weighted.append(float(np.sum(weights[idx] * residual[near][idx])))
         supports.append(float(np.sum(weights[idx])))
-    return np.array(errors), np.array(supports)
+    return np.array(valued, dtype=int), np.array(bases), np.array(weighted), np.array(supports)
+
+
+SHRINK_GRID = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+
+
+def fit_shrink(log_price: np.ndarray, base: np.ndarray, weighted_residual: np.ndarray, support: np.ndarray) -> float:
+    """The blend of model and comps, learned: the `shrink` (prior weight of "the model is right")
+    whose estimates had the smallest median absolute log error on held-out later sales."""
+    if len(log_price) < 20:
+        return CompParams().shrink
+    errors = [np.median(np.abs(log_price - base - weighted_residual / (support + k))) for k in SHRINK_GRID]
+    return float(SHRINK_GRID[int(np.argmin(errors))])
+
+
+def walk_forward_errors(
+    model: ValuationModel, sales: SaleArrays, targets: np.ndarray, subjects_from: SaleArrays | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log errors (actual vs estimate before calibration) of `sales[targets]`, each valued at its own
+    date with comps strictly before it. Targets without enough comps are skipped.
+
+    `subjects_from`: the same rows with other facts (lead facts, coordinates moved to the ZIP
+    centroid), used to describe the subjects; comps and prices still come from `sales`."""
+    subjects = (sales if subjects_from is None else subjects_from).take(targets)
+    valued, raw, support = value_walk_forward(model, sales, subjects)
+    return np.log(sales.price[targets][valued]) - raw, support
 
 
 def arrays_from_records(records: list[dict[str, Any]]) -> SaleArrays:
@@ -556,6 +754,8 @@ def arrays_from_records(records: list[dict[str, Any]]) -> SaleArrays:
             "year_built": r["year_built"],
             "waterfront": float(r["waterfront"]),
             "townhouse": float(r["use_type"] == "townhouse"),
+            "eff_age": r.get("eff_age"),
+            "area": r.get("area"),
         }
         for r in records
     ]

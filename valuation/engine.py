@@ -18,6 +18,7 @@ import numpy as np
 from django.conf import settings
 
 from valuation import core
+from valuation.geocoding import ZIP_CENTROID
 from valuation.models import ModelVersion, Sale
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ SALE_FIELDS = (
     "year_built",
     "waterfront",
     "use_type",
+    "eff_age",
+    "area",
 )
 
 
@@ -57,6 +60,8 @@ class PropertyFacts:
     property_type: str | None = None
     building_grade: int | None = None
     waterfront: bool | None = None
+    # How exactly latitude/longitude place the house (valuation.geocoding.PRECISIONS); None = as given.
+    location_precision: str | None = None
 
     def normalised(self) -> PropertyFacts:
         """Rounded so that the same house typed twice is the same cache key (~1 m, 0.25 bath)."""
@@ -71,6 +76,8 @@ class PropertyFacts:
             property_type=(self.property_type or None) and str(self.property_type).lower(),
             building_grade=None if self.building_grade is None else int(self.building_grade),
             waterfront=None if self.waterfront is None else bool(self.waterfront),
+            # Only a coarse location changes the answer; every finer one is "as given".
+            location_precision=ZIP_CENTROID if self.location_precision == ZIP_CENTROID else None,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -160,33 +167,76 @@ def candidate_sales(facts: PropertyFacts, as_of: dt.date) -> list[dict[str, Any]
     )
 
 
-def _impute(facts: PropertyFacts, cand: core.SaleArrays) -> tuple[dict[str, float], dict[str, Any]]:
-    """Subject columns, with missing facts taken from the 15 nearest similar-sized sales."""
-    dist = core.haversine_miles(facts.latitude, facts.longitude, cand.lat, cand.lon)
-    score = dist / 0.25 + np.abs(np.log(cand.living / facts.living_area_sqft)) / 0.2
-    near = np.argsort(score)[:15]
-    imputed: dict[str, Any] = {}
+# API names of the facts core.impute_subject may fill.
+_IMPUTED_NAMES = {
+    "grade": "building_grade",
+    "lot": "lot_sqft",
+    "year_built": "year_built",
+    "beds": "beds",
+    "baths": "baths",
+    "townhouse": "property_type",
+}
 
-    def fill(name: str, value: Any, column: np.ndarray, rounding: float) -> float:
-        if value is not None:
-            return float(value)
-        guess = float(np.round(np.median(column[near]) / rounding) * rounding)
-        imputed[name] = int(guess) if rounding >= 1 else guess
-        return guess
 
-    townhouse = None if facts.property_type is None else float(facts.property_type == "townhouse")
-    subject = {
-        "beds": fill("beds", facts.beds, cand.beds, 1),
-        "baths": fill("baths", facts.baths, cand.baths, 0.25),
-        "year_built": fill("year_built", facts.year_built, cand.year_built, 1),
-        "lot": fill("lot_sqft", facts.lot_sqft, cand.lot, 1),
-        "grade": fill("building_grade", facts.building_grade, cand.grade, 1),
-        "waterfront": 0.0 if facts.waterfront is None else float(facts.waterfront),
-        "townhouse": fill("property_type", townhouse, cand.townhouse, 1),
-    }
-    if "property_type" in imputed:
-        imputed["property_type"] = "townhouse" if imputed["property_type"] else "sfr"
-    return subject, imputed
+def _subject(facts: PropertyFacts, as_of: dt.date) -> core.SaleArrays:
+    def col(value: Any) -> np.ndarray:
+        return np.array([np.nan if value is None else float(value)])
+
+    return core.SaleArrays(
+        ids=np.array(["subject"], dtype=object),
+        day=np.array([core.to_day(as_of)]),
+        price=np.array([np.nan]),
+        lat=col(facts.latitude),
+        lon=col(facts.longitude),
+        living=col(facts.living_area_sqft),
+        lot=col(facts.lot_sqft),
+        grade=col(facts.building_grade),
+        beds=col(facts.beds),
+        baths=col(facts.baths),
+        year_built=col(facts.year_built),
+        # Unknown waterfront is valued as not waterfront (leads rarely are; the range is measured so).
+        waterfront=col(bool(facts.waterfront)),
+        townhouse=col(None if facts.property_type is None else facts.property_type == "townhouse"),
+        eff_age=col(None),  # remodel unknown for a lead or an API caller
+        area=col(None),  # the assessor area of the nearest sale
+    )
+
+
+def _imputed_for_api(imputed: dict[str, float]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for column, value in imputed.items():
+        if column not in _IMPUTED_NAMES:
+            continue  # the assessor area follows from the location: not a fact anyone is asked for
+        name = _IMPUTED_NAMES[column]
+        if name == "property_type":
+            out[name] = "townhouse" if value else "sfr"
+        else:
+            out[name] = value if column == "baths" else int(value)
+    return out
+
+
+# The calibrated ranges were measured on sales valued within days of the newest sale known. Past
+# STALE_GRACE_DAYS, the market may have moved since the newest sale used: Seattle's monthly index
+# moved ~1% a month (sd) in 2010-2015, so each month adds that much uncertainty in quadrature
+# (80% range: z = 1.2816), and confidence falls by the same share the range grows.
+STALE_GRACE_DAYS = 31
+STALE_MONTHLY_SD = 0.012
+Z80 = 1.2816
+
+
+def stale_widened(
+    estimate: float, low: float, high: float, confidence: float, stale_days: int
+) -> tuple[float, float, float]:
+    """(low, high, confidence) widened for `stale_days` between the newest sale used and as-of."""
+    months = max(0, stale_days - STALE_GRACE_DAYS) / 30.44
+    if months <= 0:
+        return low, high, confidence
+    extra = Z80 * STALE_MONTHLY_SD * months
+    down = math.log(estimate / low)
+    up = math.log(high / estimate)
+    new_down, new_up = math.hypot(down, extra), math.hypot(up, extra)
+    growth = (new_down + new_up) / max(down + up, 1e-9)
+    return estimate / math.exp(new_down), estimate * math.exp(new_up), round(confidence / growth, 2)
 
 
 COMPUTATIONS = 0  # how many valuations this process computed (the cache tests and ops read it)
@@ -225,17 +275,11 @@ def value_property(facts: PropertyFacts, as_of: dt.date, version_id: int | None)
     if len(records) < core.COMP_MIN:
         return too_few
     cand = core.arrays_from_records(records)
-    columns, imputed = _impute(facts, cand)
-    subject = core.SaleArrays(
-        ids=np.array(["subject"], dtype=object),
-        day=np.array([core.to_day(as_of)]),
-        price=np.array([np.nan]),
-        lat=np.array([facts.latitude]),
-        lon=np.array([facts.longitude]),
-        living=np.array([float(facts.living_area_sqft)]),
-        **{k: np.array([v]) for k, v in columns.items()},
-    )
-    est = core.estimate_one(model, subject, cand)
+    subject, imputed_columns = core.impute_subject(_subject(facts, as_of), cand)
+    imputed = _imputed_for_api(imputed_columns)
+    coarse = facts.location_precision == ZIP_CENTROID
+    # Without the assessor's grade the estimate is a lead-facts estimate: its measured, wider range.
+    est = core.estimate_one(model, subject, cand, coarse=coarse, lead_facts=facts.building_grade is None)
     if est is None:
         return too_few
     base_log = math.log(est.model_value)
@@ -259,14 +303,20 @@ def value_property(facts: PropertyFacts, as_of: dt.date, version_id: int | None)
                 "weight": round(float(weight / est.comps.support), 3),
             }
         )
+    newest = max([core.day_to_date(model.trained_to)] + [records[pos]["sale_date"] for pos in est.comps.idx])
+    stale_days = (as_of - newest).days
+    low, high, confidence = stale_widened(est.estimate, est.low, est.high, est.confidence, stale_days)
     return {
         "status": "ok",
         "detail": None,
         "missing": [],
         "estimate": int(round(est.estimate, -3)),
-        "low": int(round(est.low, -3)),
-        "high": int(round(est.high, -3)),
-        "confidence": est.confidence,
+        "low": int(round(low, -3)),
+        "high": int(round(high, -3)),
+        "confidence": confidence,
+        "location_precision": facts.location_precision or "as_given",
+        "newest_sale_date": newest.isoformat(),
+        "stale_days": stale_days,
         "comps": comps,
         "method": METHOD,
         "as_of": as_of.isoformat(),

@@ -1,7 +1,15 @@
 """Walk-forward evaluation: for each month, train on earlier sales only and value that month's sales.
 
 Each sale is valued as of its own sale date with comps strictly before it; the model, the price
-index and the calibration see only sales before the month starts.
+index and the calibration see only sales before the month starts. The same sales are valued three
+ways, side by side:
+
+- `full`: every fact the assessor has (grade, waterfront, lot, year built, ...);
+- `lead`: the facts a lead gives (`core.lead_facts_mask`: no grade, no waterfront, lot size
+  unknown for 30% and year built for 15%, a fixed seeded mask), the rest imputed from nearby
+  earlier sales exactly as the engine does;
+- `zip`: lead facts and only the ZIP code's centroid for a location (the sales data has no ZIP,
+  so the nearest ZIP centroid stands in for the sale's own), the offline geocoding fallback.
 """
 
 from __future__ import annotations
@@ -10,17 +18,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.neighbors import BallTree
 
 from valuation import core
+
+VARIANTS = ("full", "lead", "zip")
 
 
 @dataclass
 class MonthResult:
     month: str
     n: int
-    valued: int
-    metrics: dict[str, float]
+    valued: dict[str, int]
+    metrics: dict[str, dict[str, float]]
 
 
 def walk_forward(
@@ -29,62 +38,63 @@ def walk_forward(
     model_params: core.ModelParams | None = None,
     comp_params: core.CompParams | None = None,
     progress: Callable[[str], None] | None = None,
-) -> tuple[dict[str, float], list[MonthResult], int]:
-    """Returns (overall metrics, per-month results, sales skipped as insufficient data)."""
-    actual_all, est_all, low_all, high_all = [], [], [], []
+    zip_centroids: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[dict[str, dict[str, float]], list[MonthResult], dict[str, int]]:
+    """Returns (overall metrics per variant, per-month results, sales skipped per variant)."""
+    variants = {"full": sales, "lead": core.lead_facts_mask(sales)}
+    if zip_centroids is not None:
+        moved = variants["lead"].take(slice(None))
+        moved.lat, moved.lon = np.asarray(zip_centroids[0], float), np.asarray(zip_centroids[1], float)
+        variants["zip"] = moved
+    collected: dict[str, list[list[float]]] = {v: [[], [], [], []] for v in variants}
+    skipped = dict.fromkeys(variants, 0)
     results: list[MonthResult] = []
-    skipped = 0
     for month in months:
         start = core.to_day(np.datetime64(month, "M").astype("datetime64[D]"))
         end = core.to_day((np.datetime64(month, "M") + 1).astype("datetime64[D]"))
         train = sales.take(sales.day < start)
         target_idx = np.flatnonzero((sales.day >= start) & (sales.day < end))
-        model = core.fit_valuation_model(train, model_params, comp_params)
+        train_zip = None
+        if zip_centroids is not None:
+            train_zip = (zip_centroids[0][sales.day < start], zip_centroids[1][sales.day < start])
+        model = core.fit_valuation_model(train, model_params, comp_params, zip_centroids=train_zip)
         # Comps may be any sale strictly before the one being valued, including earlier sales of
         # the same month (they were known by then); the model only knows sales before the month.
         known = sales.take(sales.day < end)
         residual = model.residuals(known)
-        coords = np.radians(np.column_stack([known.lat, known.lon]))
-        tree = BallTree(coords, metric="haversine")
-        subjects = sales.take(target_idx)
-        base = model.predict_log(subjects)
-        near_all = tree.query_radius(
-            np.radians(np.column_stack([subjects.lat, subjects.lon])),
-            r=core.COMP_RADIUS_MILES / core.EARTH_RADIUS_MILES,
-        )
-        a, e, lo, hi = [], [], [], []
-        for j in range(len(target_idx)):
-            near = near_all[j]
-            near = near[known.day[near] < subjects.day[j]]
-            cand = known.take(near)
-            subject = subjects.take(slice(j, j + 1))
-            weights, dist = core.comp_weights(subject, cand, int(subject.day[0]), model.comp_params)
-            idx = core.select_comps(weights)
-            if len(idx) < core.COMP_MIN:
-                skipped += 1
-                continue
-            corr = core.local_correction(residual[near][idx], weights[idx], model.comp_params)
-            est = core.finish_estimate(
-                model,
-                float(base[j]),
-                corr,
-                float(np.sum(weights[idx])),
-                core.Comps(idx, weights[idx], dist[idx], residual[near][idx], float(np.sum(weights[idx]))),
+        month_metrics: dict[str, dict[str, float]] = {}
+        valued_counts: dict[str, int] = {}
+        for name, described in variants.items():
+            subjects = described.take(target_idx)
+            valued, raw, support = core.value_walk_forward(model, known, subjects, residual)
+            skipped[name] += len(target_idx) - len(valued)
+            a, e, lo, hi = collected[name]
+            month_a, month_e, month_lo, month_hi = [], [], [], []
+            for pos, raw_log, sup in zip(valued, raw, support, strict=True):
+                log_est, q_low, q_high, _ = core.calibrated(
+                    model, float(raw_log), float(sup), coarse=name == "zip", lead_facts=name != "full"
+                )
+                month_a.append(float(subjects.price[pos]))
+                month_e.append(float(np.exp(log_est)))
+                month_lo.append(float(np.exp(log_est + q_low)))
+                month_hi.append(float(np.exp(log_est + q_high)))
+            a += month_a
+            e += month_e
+            lo += month_lo
+            hi += month_hi
+            month_metrics[name] = core.accuracy_metrics(
+                np.array(month_a), np.array(month_e), np.array(month_lo), np.array(month_hi)
             )
-            a.append(subjects.price[j])
-            e.append(est.estimate)
-            lo.append(est.low)
-            hi.append(est.high)
-        m = core.accuracy_metrics(np.array(a), np.array(e), np.array(lo), np.array(hi))
-        results.append(MonthResult(month, len(target_idx), len(a), m))
+            valued_counts[name] = len(month_a)
+        results.append(MonthResult(month, len(target_idx), valued_counts, month_metrics))
         if progress:
             progress(
-                f"{month}: {len(a)}/{len(target_idx)} valued, median APE {m['median_ape']:.1%}, "
-                f"within 10% {m['within_10']:.1%}, inside range {m['inside_range']:.1%}, ratio {m['median_ratio']:.3f}"
+                f"{month}: {len(target_idx)} sales; "
+                + "; ".join(
+                    f"{name} median APE {m['median_ape']:.1%}, within 10% {m['within_10']:.1%}, "
+                    f"inside range {m['inside_range']:.1%}"
+                    for name, m in month_metrics.items()
+                )
             )
-        actual_all += a
-        est_all += e
-        low_all += lo
-        high_all += hi
-    overall = core.accuracy_metrics(np.array(actual_all), np.array(est_all), np.array(low_all), np.array(high_all))
+    overall = {name: core.accuracy_metrics(*(np.array(column) for column in collected[name])) for name in variants}
     return overall, results, skipped

@@ -89,6 +89,9 @@ class Valuation(models.Model):
     confidence = models.FloatField(null=True, blank=True)
     as_of = models.DateField()
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
+    location_precision = models.CharField(
+        max_length=20, blank=True, help_text="how the lead was located when valued (zip_centroid: coarse)"
+    )
     result = models.JSONField(default=dict, help_text="the full answer, as the API returns it")
     comps = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -24,6 +24,7 @@ from django.utils import timezone
 from valuation import core, engine
 from valuation.csvformat import read_sales_csv
 from valuation.engine import PropertyFacts
+from valuation.geocoding import FINE_PRECISIONS, ZIP_CENTROID, geocode_address, nearest_zip_centroids
 from valuation.models import ModelVersion, Sale, Valuation, ValuationStatus
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,9 @@ def model_train(*, progress: Callable[[str], None] | None = None) -> ModelVersio
     sales = core.arrays_from_records(records)
     if progress:
         progress(f"training on {len(records)} sales")
-    model = core.fit_valuation_model(sales, progress=progress)
+    model = core.fit_valuation_model(
+        sales, progress=progress, zip_centroids=nearest_zip_centroids(sales.lat, sales.lon)
+    )
     metrics = {k: round(v, 4) if isinstance(v, float) else v for k, v in model.calibration.metrics.items()}
     metrics["interval_log_width"] = [
         round(h - lo, 4) for lo, h in zip(model.calibration.q_low, model.calibration.q_high, strict=True)
@@ -239,33 +242,71 @@ def lead_facts(lead: Any) -> PropertyFacts:
         year_built=lead.year_built,
         lot_sqft=lead.lot_sqft,
         property_type=lead.property_type or None,
+        location_precision=lead.location_precision or None,
     )
 
 
-def _lead_geocode(lead: Any) -> None:
-    """Fill a lead's missing coordinates from its address when a geocoder is configured."""
-    from leads.models import Lead
-    from valuation.geocoding import get_geocoder
+def _lead_locate(lead: Any) -> str:
+    """Place a lead from its address when it has no location (or only its ZIP's): the online
+    geocoder, else the ZIP centroid. Runs in the valuation task, never in the intake request.
 
-    geocoder = get_geocoder()
-    if geocoder is None or lead.latitude is not None or not lead.address:
-        return
-    point = geocoder.geocode(lead.address)
-    if point is None:
-        return
-    Lead.objects.filter(id=lead.id, latitude__isnull=True).update(latitude=point[0], longitude=point[1])
-    lead.latitude, lead.longitude = point
+    Returns the fallback reason when the ZIP centroid was used ("" otherwise)."""
+    from leads.services import lead_set_location
+
+    if lead.latitude is not None and lead.location_precision in FINE_PRECISIONS:
+        return ""
+    if lead.latitude is not None and not lead.location_precision:
+        return ""  # coordinates from before precision was recorded: the form's own
+    if not (lead.address or lead.postal_code):
+        return ""
+    result = geocode_address(lead.address, lead.postal_code)
+    location = result.location
+    if location is None:
+        return result.fallback_reason
+    if lead_set_location(
+        lead_id=lead.id,
+        latitude=location.latitude,
+        longitude=location.longitude,
+        precision=location.precision,
+        source=location.source,
+    ):
+        lead.latitude, lead.longitude, lead.location_precision = (
+            location.latitude,
+            location.longitude,
+            location.precision,
+        )
+    return result.fallback_reason if location.precision == ZIP_CENTROID else ""
 
 
 def _money(value: int) -> str:
     return f"${value:,}"
 
 
+def facts_digest(facts: PropertyFacts) -> str:
+    """What a valuation was computed from: a lead whose facts changed is valued again."""
+    canonical = json.dumps(facts.normalised().as_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+_PRECISION_WORDS = {ZIP_CENTROID: "located only by its ZIP code's centre (wider range)"}
+
+
+def _notes(result: dict[str, Any]) -> tuple[str, str]:
+    """(location note, staleness note) for the timeline and Slack; "" when there is nothing to say."""
+    location = _PRECISION_WORDS.get(result.get("location_precision") or "", "")
+    stale_days = result.get("stale_days") or 0
+    stale = ""
+    if stale_days > engine.STALE_GRACE_DAYS:
+        stale = f"newest sale used {result['newest_sale_date']}, {stale_days} days before (range widened)"
+    return location, stale
+
+
 def lead_value(*, lead_id: uuid.UUID | str, as_of: dt.date | None = None) -> Valuation | None:
     """Value a lead, store it, put it on the timeline and post `valuation_ready`.
 
-    Idempotent: a lead that already has a valuation keeps it (no second timeline entry or
-    message). A lead that could not be valued before is tried again (staff may have added facts).
+    Idempotent by its inputs: a lead already valued from the same facts keeps its valuation (no
+    second timeline entry or message); a lead whose facts changed since (staff set them, the
+    geocoder placed it) is valued again and its valuation replaced.
     """
     from leads.models import Lead
     from leads.services import lead_timeline_add
@@ -276,17 +317,25 @@ def lead_value(*, lead_id: uuid.UUID | str, as_of: dt.date | None = None) -> Val
         logger.warning("lead %s not found; nothing to value", lead_id)
         return None
     existing = Valuation.objects.filter(lead_id=lead.id).first()
-    if existing is not None and existing.status == ValuationStatus.OK:
+    unchanged = existing is not None and existing.result.get("inputs_digest") == facts_digest(lead_facts(lead))
+    if unchanged and existing.status == ValuationStatus.OK:
         return existing
-    _lead_geocode(lead)
-    result = valuation_get(facts=lead_facts(lead), as_of=as_of)
+    fallback = _lead_locate(lead)
+    facts = lead_facts(lead)
+    digest = facts_digest(facts)
+    result = {**valuation_get(facts=facts, as_of=as_of), "inputs_digest": digest}
+    if fallback:
+        result["geocoder_fallback"] = fallback
     ok = result["status"] == "ok"
     with transaction.atomic():
         # The lead row lock serialises two workers valuing the same lead.
         Lead.objects.select_for_update().filter(id=lead.id).first()
         existing = Valuation.objects.filter(lead_id=lead.id).first()
-        if existing is not None and (existing.status == ValuationStatus.OK or not ok):
-            return existing
+        # Same inputs: keep what is stored (another worker was first, or it still cannot be valued).
+        if existing is not None and existing.result.get("inputs_digest") == digest:
+            if existing.status == ValuationStatus.OK or not ok:
+                return existing
+        first_ok = not (existing is not None and existing.status == ValuationStatus.OK)
         valuation, _ = Valuation.objects.update_or_create(
             lead_id=lead.id,
             defaults={
@@ -297,21 +346,21 @@ def lead_value(*, lead_id: uuid.UUID | str, as_of: dt.date | None = None) -> Val
                 "confidence": result["confidence"],
                 "as_of": dt.date.fromisoformat(result["as_of"]),
                 "model_version_id": result["model_version"],
+                "location_precision": facts.location_precision or "",
                 "result": result,
                 "comps": result["comps"],
             },
         )
         summary = {k: result[k] for k in ("status", "estimate", "low", "high", "confidence", "as_of", "model_version")}
+        summary["location_precision"] = facts.location_precision or ""
         if ok:
-            lead_timeline_add(
-                lead_id=lead.id,
-                kind="valuation",
-                message=(
-                    f"Valued at {_money(result['estimate'])} ({_money(result['low'])}–{_money(result['high'])}), "
-                    f"confidence {result['confidence']:.0%}, {len(result['comps'])} comps"
-                ),
-                data=summary,
+            location_note, stale_note = _notes(result)
+            message = (
+                f"Valued at {_money(result['estimate'])} ({_money(result['low'])}–{_money(result['high'])}) "
+                f"as of {result['as_of']}, confidence {result['confidence']:.0%}, {len(result['comps'])} comps"
             )
+            message += "".join(f"; {note}" for note in (location_note, stale_note) if note)
+            lead_timeline_add(lead_id=lead.id, kind="valuation", message=message, data=summary)
             notify(
                 event_type="valuation_ready",
                 context={
@@ -323,8 +372,14 @@ def lead_value(*, lead_id: uuid.UUID | str, as_of: dt.date | None = None) -> Val
                     "confidence": result["confidence"],
                     "as_of": result["as_of"],
                     "comps": len(result["comps"]),
+                    "comparables_count": len(result["comps"]),
+                    "method": result["method"],
+                    "location_precision": facts.location_precision or "",
+                    "location_note": location_note,
+                    "stale_note": stale_note,
                 },
-                key=f"lead:{lead.id}:valuation_ready",
+                # The first estimate has the lead's one key; a re-valuation after new facts its own.
+                key=f"lead:{lead.id}:valuation_ready" + ("" if first_ok else f":{digest}"),
                 lead_id=lead.id,
             )
         else:

@@ -51,7 +51,7 @@ def test_lead_events_reply_in_the_thread_of_the_first_message(fake_slack, slack_
     first, second = fake_slack.messages()
     assert first.thread_ts is None
     assert second.thread_ts == first.ts
-    assert second.text == "🏠 *Valuation ready*\n$500,000.00"
+    assert second.text == "🏠 *Valuation ready*\n$500,000"
     reply.refresh_from_db()
     assert reply.thread_ts == first.ts
 

@@ -20,6 +20,7 @@ def synthetic_sales(
     seed: int = 1,
     prefix: str = "s",
     center: tuple[float, float] = CENTER,
+    lat_slope: float = 3.0,
 ) -> list[Sale]:
     """Sales in a ~2x2 mile square; price rises 0.8%/month, with size, grade and location effects."""
     rng = np.random.default_rng(seed)
@@ -37,7 +38,7 @@ def synthetic_sales(
             400_000
             * (living / 1800) ** 0.6
             * 1.09 ** (grade - 7)
-            * np.exp(3.0 * (lat - center[0]))
+            * np.exp(lat_slope * (lat - center[0]))
             * 1.008**months
             * np.exp(rng.normal(0, 0.06))
         )

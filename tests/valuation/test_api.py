@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -89,3 +90,50 @@ def test_repeated_request_is_served_from_cache(client, key, make_sales) -> None:
     assert first == second
     assert first[1]["status"] == "ok"
     assert engine.COMPUTATIONS == start + 1
+
+
+def test_a_stale_valuation_says_so_with_a_wider_range_and_lower_confidence(client, key, make_sales) -> None:
+    make_sales()  # sales end on 2015-05-31
+    model_train()
+
+    _, fresh = post(client, {**SUBJECT, "as_of": "2015-06-05", "building_grade": 8}, key)
+    _, stale = post(client, {**SUBJECT, "as_of": "2015-12-01", "building_grade": 8}, key)
+
+    assert fresh["newest_sale_date"] == stale["newest_sale_date"] == "2015-05-31"
+    assert (fresh["stale_days"], stale["stale_days"]) == (5, 184)
+    # The same comps, moved by the same index: only the honesty about the gap differs.
+    assert [c["sale_id"] for c in fresh["comps"]] == [c["sale_id"] for c in stale["comps"]]
+    assert (stale["high"] - stale["low"]) / stale["estimate"] > (fresh["high"] - fresh["low"]) / fresh["estimate"]
+    assert stale["confidence"] < fresh["confidence"]
+
+
+def test_valuation_ready_message_says_as_of_in_whole_dollars() -> None:
+    from notifications.templates import render
+
+    text, _ = render(
+        "valuation_ready",
+        {
+            "estimate": 612345,
+            "low": 540000,
+            "high": 690000,
+            "as_of": "2016-01-01",
+            "confidence": 0.46,
+            "location_note": "located only by its ZIP code's centre (wider range)",
+        },
+    )
+
+    assert text == (
+        "🏠 *Valuation ready*\n$612,345 (range $540,000–$690,000) as of 2016-01-01 · confidence 46% · "
+        "located only by its ZIP code's centre (wider range)"
+    )
+
+
+def test_staleness_widens_both_ends_in_quadrature_past_a_month() -> None:
+    from valuation.engine import stale_widened
+
+    assert stale_widened(500_000, 450_000, 560_000, 0.6, 31) == (450_000, 560_000, 0.6)
+    low, high, confidence = stale_widened(500_000, 450_000, 560_000, 0.6, 31 + 305)  # ten months past
+    extra = 1.2816 * 0.012 * 305 / 30.44
+    assert low == pytest.approx(500_000 / math.exp(math.hypot(math.log(500 / 450), extra)))
+    assert high == pytest.approx(500_000 * math.exp(math.hypot(math.log(560 / 500), extra)))
+    assert confidence == 0.35
