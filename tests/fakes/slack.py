@@ -15,8 +15,8 @@
 Implements chat.postMessage (with message metadata), chat.update, conversations.history and
 conversations.replies (channel ids only, like Slack: `#name` is channel_not_found; newest first /
 thread order, oldest/latest/inclusive, cursor pages, metadata only with include_all_metadata),
-conversations.list, and a response_url endpoint (POST /response/<id>). A channel posted to by name
-gets an id (`fake.channel_id("#leads")`). Requests without `Authorization: Bearer <token>` get
+conversations.list, and a response_url endpoint (POST /response/<id>). `#leads` exists from the
+start; any other channel posted to by name is created with an id (`fake.channel_id("#money")`). Requests without `Authorization: Bearer <token>` get
 `invalid_auth`. Messages get increasing ts values from the wall clock, as Slack's do.
 """
 
@@ -59,7 +59,7 @@ class Call:
 
 
 class FakeSlack:
-    def __init__(self, token: str = "xoxb-fake-token") -> None:
+    def __init__(self, token: str = "xoxb-fake-token", channels: tuple[str, ...] = ("#leads",)) -> None:
         self.token = token
         self.calls: list[Call] = []
         self.lock = threading.Lock()
@@ -70,6 +70,8 @@ class FakeSlack:
         self._channel_ids: dict[str, str] = {}
         # channel id -> stored messages ({"ts", "text", "thread_ts", "metadata", "blocks"}) in post order
         self._history: dict[str, list[dict[str, Any]]] = {}
+        for channel in channels:  # channels that exist in the workspace from the start
+            self._resolve(channel)
         self._release = threading.Event()
         self.hung = threading.Event()  # set when a request starts hanging
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
