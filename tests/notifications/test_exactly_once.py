@@ -118,9 +118,7 @@ def test_a_row_left_sending_after_its_post_is_adopted_by_the_sweeper(fake_slack,
     assert (delivery.status, delivery.ts) == ("sent", posted.ts)
 
 
-def test_the_history_search_is_bounded_by_the_uncertain_attempts_window(
-    fake_slack, slack_settings, make_lead
-) -> None:
+def test_the_history_search_is_bounded_by_the_uncertain_attempts_window(fake_slack, slack_settings, make_lead) -> None:
     delivery = _notify_new_lead(make_lead())
     delivery_send(delivery_id=delivery.pk)
     [posted] = fake_slack.messages()
