@@ -417,7 +417,6 @@ def deliveries_sweep(*, batch: int = SWEEP_BATCH) -> dict[str, int]:
             status=DeliveryStatus.PENDING,
             next_attempt_at=now,
             unknown_since=Coalesce("unknown_since", "claimed_at"),
-            requeued_at=now,
             last_error="worker lost while sending; re-queued",
             updated_at=now,
         )
@@ -439,11 +438,12 @@ def deliveries_sweep(*, batch: int = SWEEP_BATCH) -> dict[str, int]:
         .order_by(F("next_attempt_at").asc(nulls_first=True))
         .values_list("id", "next_attempt_at")[:batch]
     )
-    queued = deliveries_enqueue(reset_rows + lost_rows)
-    # Only rows whose task really went out wait SLACK_REQUEUE_SECONDS for the next extra one.
-    lost_queued = [delivery_id for delivery_id, _ in lost_rows[: max(0, queued - len(reset_rows))]]
-    if lost_queued:
-        Delivery.objects.filter(pk__in=lost_queued).update(requeued_at=now)
+    rows = reset_rows + lost_rows
+    queued = deliveries_enqueue(rows)
+    # Only rows whose task really went out wait SLACK_REQUEUE_SECONDS for the next extra one; the
+    # rest (the broker refused) are tried again by the next sweep.
+    if queued:
+        Delivery.objects.filter(pk__in=[delivery_id for delivery_id, _ in rows[:queued]]).update(requeued_at=now)
     return {"stuck": reset, "requeued": queued}
 
 
