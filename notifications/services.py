@@ -106,8 +106,9 @@ def notify(
 ) -> None:
     """Queue the `event_type` Slack message rendered from `context` to every routed channel.
 
-    Runs inside the caller's transaction; sending starts after commit. Never raises for delivery
-    problems (the broker may be down: the sweeper picks the rows up), only for an unknown event type.
+    Runs inside the caller's transaction; sending starts after commit, through the outbox. Never
+    raises for delivery problems (the broker may be down: the outbox relay and the sweeper pick the
+    rows up), only for an unknown event type.
     """
     if event_type not in EventType.values:
         raise ValueError(f"unknown notification event type {event_type!r}")
