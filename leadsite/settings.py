@@ -247,8 +247,10 @@ SLACK_CHANNEL_RATE_PER_MINUTE = env_int("SLACK_CHANNEL_RATE_PER_MINUTE", 60, min
 SLACK_CHANNEL_BURST = env_int("SLACK_CHANNEL_BURST", 2, minimum=1, maximum=100)
 SLACK_MAX_ATTEMPTS = env_int("SLACK_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
 SLACK_SENDING_STALE_SECONDS = env_int("SLACK_SENDING_STALE_SECONDS", 120, minimum=1, maximum=86400)
-# A pending delivery whose planned attempt is this much overdue lost its task: the sweeper re-queues it.
+# The sweeper: a pending/failed delivery overdue this long has perhaps lost its task; it queues an
+# extra task for such a row (the queued one stays valid) at most once per SLACK_REQUEUE_SECONDS.
 SLACK_SWEEP_GRACE_SECONDS = env_int("SLACK_SWEEP_GRACE_SECONDS", 60, minimum=1, maximum=86400)
+SLACK_REQUEUE_SECONDS = env_int("SLACK_REQUEUE_SECONDS", 300, minimum=1, maximum=86400)
 ALERT_COLLAPSE_SECONDS = env_int("ALERT_COLLAPSE_SECONDS", 600, minimum=1, maximum=86400)
 LEAD_SLA_MINUTES = env_int("LEAD_SLA_MINUTES", 5, minimum=1, maximum=7 * 24 * 60)
 # Effect-based repair (leads/repair.py): a lead this old without its fan-out effects is repaired.

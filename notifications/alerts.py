@@ -91,7 +91,7 @@ def alert_raise(
 
 def _refresh_message(alert: Alert) -> None:
     """Put the new count on the alert's message: in the payload if not yet posted, by chat.update if posted."""
-    from notifications.tasks import update_message
+    from notifications.services import message_update_on_commit
 
     context = _context(alert)
     deliveries = list(Delivery.objects.filter(key=_key(alert)).values_list("id", "status"))
@@ -100,15 +100,4 @@ def _refresh_message(alert: Alert) -> None:
             # Not posted yet: it will post with the current count.
             Delivery.objects.filter(pk=delivery_id, status=status).update(payload=context)
         if status in ("sending", "sent"):
-            transaction.on_commit(
-                lambda delivery_id=delivery_id: _safe_delay(update_message, delivery_id, {"count": alert.count})
-            )
-
-
-def _safe_delay(task, *args) -> None:  # noqa: ANN001
-    try:
-        task.apply_async(args=list(args))
-    except Exception:  # noqa: BLE001 - the count on an alert is not worth failing a request for
-        import logging
-
-        logging.getLogger(__name__).warning("could not queue alert message update", exc_info=True)
+            message_update_on_commit(delivery_id=delivery_id, extra_context={"count": alert.count})

@@ -2,7 +2,8 @@
 
 The request is verified and answered inside Slack's 3 seconds: the claim is one conditional UPDATE
 (leads.services.lead_claim); editing the original message and the ephemeral answer via
-response_url happen in tasks after commit.
+response_url happen in tasks started through the outbox after commit, so a stalled broker never
+holds the answer up.
 """
 
 from __future__ import annotations
@@ -116,30 +117,23 @@ def _claim(*, lead_id: str, user: Any, message_ts: str, response_url: str) -> Re
 
 
 def _update_original_later(*, lead_id: str, message_ts: str, claimed_by: str) -> None:
-    from notifications.tasks import update_message
+    from notifications.services import message_update_on_commit
 
     deliveries = Delivery.objects.filter(lead_id=lead_id, event_type=EventType.NEW_LEAD)
     if message_ts:
         deliveries = deliveries.filter(ts=message_ts) or deliveries
     for delivery_id in deliveries.values_list("id", flat=True):
-        transaction.on_commit(
-            lambda delivery_id=delivery_id: _publish(update_message, delivery_id, {"claimed_by": claimed_by})
-        )
+        message_update_on_commit(delivery_id=delivery_id, extra_context={"claimed_by": claimed_by})
 
 
 def _respond_later(response_url: str, text: str) -> None:
     if not response_url:
         return
-    from notifications.tasks import respond
+    from notifications.services import interaction_respond_on_commit
 
-    transaction.on_commit(lambda: _publish(respond, response_url, text))
-
-
-def _publish(task: Any, *args: Any) -> None:
-    try:
-        task.apply_async(args=list(args))
-    except Exception:  # noqa: BLE001 - Slack is waiting for our answer; the broker must not hold it up
-        logger.warning("could not queue %s", task.name, exc_info=True)
+    # Its own transaction when called outside one (an unknown user), so the outbox row commits now.
+    with transaction.atomic():
+        interaction_respond_on_commit(response_url=response_url, text=text)
 
 
 def parse_form_payload(raw: str) -> dict[str, Any]:

@@ -66,6 +66,15 @@ class Delivery(models.Model):
     thread_ts = models.CharField(max_length=40, blank=True, help_text="ts of the lead's first message")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True, help_text="when a worker took it (status sending)")
+    unknown_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="start of the first attempt whose outcome is unknown (timeout after sending, worker lost): "
+        "the channel's history is checked for the message before it is posted again",
+    )
+    requeued_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the sweeper last queued an extra task for it (its task looked lost)"
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     request_id = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

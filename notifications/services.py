@@ -11,8 +11,18 @@ idempotent: the same key never produces a second message.
 Delivery life: pending -> sending (a conditional UPDATE: only one worker wins) -> sent | failed
 (transient; retried with backoff) | dead (permanent or out of attempts; an alert is raised).
 A row stuck in `sending` longer than SLACK_SENDING_STALE_SECONDS (its worker died mid-post) is
-put back to pending by the sweeper. That is the only window where a message could be posted twice:
-if the worker died after Slack accepted the post but before we recorded the ts.
+put back to pending by the sweeper.
+
+Exactly once: every post carries message metadata naming its delivery. When an attempt's outcome
+is unknown (Slack timed out or reset the connection after getting the post, the worker died mid-post,
+the database failed while marking it sent) the row remembers when that attempt started
+(`unknown_since`), and the next attempt first looks for the message in the channel's history from
+then on; if it is there, its ts is adopted instead of posting again. Known failures (a refused
+connection, 5xx, 429, ok:false) post again without looking.
+
+Publishing: from a request (notify, resend, alerts, interactions) send tasks go through the
+transactional outbox (leads.outbox), which never waits on the broker; the sweeper, in a worker,
+publishes directly.
 """
 
 from __future__ import annotations
@@ -28,8 +38,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from leads.outbox import OutboxSpec, outbox_add
 from leadsite.context import current_request_id, lead_id_var
 from notifications import ratelimit, slack, templates
 from notifications.models import Delivery, DeliveryStatus, EventType, Route, StaffProfile
@@ -39,8 +51,10 @@ logger = logging.getLogger(__name__)
 # A reply waits for its lead's first message this long before giving up on the thread.
 PARENT_WAIT_SECONDS = 600
 PARENT_POLL_SECONDS = 2.0
-# The sweeper leaves pending rows alone for settings.SLACK_SWEEP_GRACE_SECONDS (default 60) after
-# their planned attempt (the task is queued).
+# At most this many rows re-queued per sweep: a backlog is not made longer by a flood of extra tasks.
+SWEEP_BATCH = 500
+# The history search starts this long before the uncertain attempt began (our clock against Slack's).
+HISTORY_MARGIN_SECONDS = 60
 # Posting within this much of our reserved slot counts as on time.
 SLOT_SLACK_SECONDS = 0.05
 
@@ -92,8 +106,9 @@ def notify(
 ) -> None:
     """Queue the `event_type` Slack message rendered from `context` to every routed channel.
 
-    Runs inside the caller's transaction; sending starts after commit. Never raises for delivery
-    problems (the broker may be down: the sweeper picks the rows up), only for an unknown event type.
+    Runs inside the caller's transaction; sending starts after commit, through the outbox. Never
+    raises for delivery problems (the broker may be down: the outbox relay and the sweeper pick the
+    rows up), only for an unknown event type.
     """
     if event_type not in EventType.values:
         raise ValueError(f"unknown notification event type {event_type!r}")
@@ -138,14 +153,31 @@ def deliveries_record(
     # task chain already, and a second chain would only burn rate-limit slots.
     new = [(delivery_id, at) for delivery_id, at in rows if at == now]
     if new:
-        transaction.on_commit(lambda: deliveries_enqueue(new))
+        deliveries_enqueue_on_commit(new)
     return [delivery_id for delivery_id, _ in rows]
 
 
+def deliveries_enqueue_on_commit(rows: list[tuple[int, datetime]]) -> None:
+    """Start send tasks for (id, planned attempt) pairs when the caller's transaction commits,
+    through the outbox: the request never waits on the broker, and if the broker is down the relay
+    publishes them when it is back."""
+    outbox_add(
+        events=[
+            OutboxSpec(
+                key=f"notifications.send_delivery:{delivery_id}:{planned.isoformat()}",
+                task_name="notifications.send_delivery",
+                kwargs={"delivery_id": delivery_id, "planned": planned.isoformat()},
+            )
+            for delivery_id, planned in rows
+        ]
+    )
+
+
 def deliveries_enqueue(rows: list[tuple[int, datetime | None]]) -> int:
-    """Publish send tasks for (id, planned attempt) pairs; a broker outage is logged, never raised
-    (the sweeper retries later). The planned attempt is the row's next_attempt_at: a task whose stamp
-    no longer matches the row has been superseded and exits (see delivery_send)."""
+    """Publish send tasks for (id, planned attempt) pairs now, from a worker (the sweeper); returns
+    how many went out, in order. A broker outage is logged, never raised (the next sweep retries).
+    The planned attempt is the row's next_attempt_at: a task whose stamp no longer matches the row
+    has been superseded and exits (see delivery_send)."""
     from notifications.tasks import send_delivery
 
     sent = 0
@@ -154,7 +186,7 @@ def deliveries_enqueue(rows: list[tuple[int, datetime | None]]) -> int:
             send_delivery.apply_async(args=[delivery_id], kwargs={"planned": planned.isoformat() if planned else None})
             sent += 1
         except Exception as exc:  # noqa: BLE001 - the request path must not fail on the broker
-            logger.warning("could not queue Slack delivery %s (%s); the sweeper will retry it", delivery_id, exc)
+            logger.warning("could not queue Slack delivery %s (%s); the next sweep retries it", delivery_id, exc)
             break  # the broker is down: don't pay the connect timeout once per row
     return sent
 
@@ -256,27 +288,66 @@ def delivery_send(*, delivery_id: int, slot: float | None = None, planned: datet
         _mark_dead(delivery, f"render error: {exc}")
         return None
 
+    if delivery.unknown_since is not None:
+        # An earlier attempt may have posted it: look before posting again.
+        try:
+            found = slack.find_message(
+                channel=delivery.channel,
+                delivery_id=delivery.pk,
+                oldest=delivery.unknown_since.timestamp() - HISTORY_MARGIN_SECONDS,
+                latest=timezone.now().timestamp() + HISTORY_MARGIN_SECONDS,
+                thread_ts=thread_ts,
+            )
+        except slack.SlackError as exc:
+            if not exc.permanent:
+                return _record_failure(delivery, exc, text)
+            # We cannot look (e.g. no channels:history scope): a possible duplicate beats a lost message.
+            logger.error("cannot check Slack history for delivery %s (%s); posting it again", delivery.pk, exc)
+            found = None
+        if found:
+            _mark_sent(delivery, ts=found, thread_ts=thread_ts, text=text)
+            logger.info("slack delivery %s was already posted (ts=%s); adopted, not posted again", delivery.pk, found)
+            return None
+
     try:
-        posted = slack.post_message(channel=delivery.channel, text=text, blocks=blocks, thread_ts=thread_ts)
+        posted = slack.post_message(
+            channel=delivery.channel,
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts,
+            metadata=slack.delivery_metadata(delivery.pk),
+        )
     except slack.SlackError as exc:
         return _record_failure(delivery, exc, text)
 
-    Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.SENDING).update(
-        status=DeliveryStatus.SENT,
-        ts=posted.ts,
-        thread_ts=thread_ts or "",
-        text=text,
-        sent_at=timezone.now(),
-        last_error="",
-        updated_at=timezone.now(),
-    )
+    _mark_sent(delivery, ts=posted.ts, thread_ts=thread_ts, text=text)
     logger.info("slack %s -> %s ts=%s (delivery %s)", delivery.event_type, delivery.channel, posted.ts, delivery.pk)
     return None
+
+
+def _mark_sent(delivery: Delivery, *, ts: str, thread_ts: str | None, text: str) -> None:
+    # If this fails (the database is away) the row stays `sending`; the sweeper then re-queues it as
+    # an unknown outcome and the next attempt finds the message in the history instead of reposting.
+    now = timezone.now()
+    Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.SENDING).update(
+        status=DeliveryStatus.SENT,
+        ts=ts,
+        thread_ts=thread_ts or "",
+        text=text,
+        sent_at=now,
+        last_error="",
+        unknown_since=None,
+        updated_at=now,
+    )
 
 
 def _record_failure(delivery: Delivery, exc: slack.SlackError, text: str) -> Later | None:
     error = str(exc)[:500]
     now = timezone.now()
+    if exc.unknown_outcome and delivery.unknown_since is None:
+        # Slack may have posted it: every later attempt (and an admin resend) looks from this one's start.
+        Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.SENDING).update(unknown_since=delivery.claimed_at)
+        delivery.unknown_since = delivery.claimed_at
     if exc.retry_after is not None:
         # 429: not the message's fault. Hold the whole channel back and try again after Retry-After.
         ratelimit.push_back(delivery.channel, exc.retry_after)
@@ -325,36 +396,55 @@ def _mark_dead(delivery: Delivery, error: str, *, text: str = "") -> None:
 # --- Repair and admin --------------------------------------------------------------------------
 
 
-def deliveries_sweep() -> dict[str, int]:
-    """Re-queue what fell through: rows whose worker died mid-post, and rows whose task was lost.
+def deliveries_sweep(*, batch: int = SWEEP_BATCH) -> dict[str, int]:
+    """Repair deliveries by their effect, at most `batch` rows of each kind per run.
 
-    Each re-queued row gets a fresh next_attempt_at and its task carries that stamp, so if the old
-    task was only late (not lost) it finds a different stamp and exits: one task chain per row.
+    - `stuck`: rows `sending` longer than SLACK_SENDING_STALE_SECONDS (the worker died mid-post, or
+      marking it sent failed) go back to pending with a fresh stamp and a new task. Their last
+      outcome is unknown, so that task looks for the message in the channel before posting.
+    - `requeued`: open rows overdue by SLACK_SWEEP_GRACE_SECONDS whose task may be lost (the broker's
+      data flushed, a publish that failed) get one extra task carrying the row's *current* stamp, at
+      most once per SLACK_REQUEUE_SECONDS. The stamp is not changed, so a task that is only late (a
+      backed-up queue) still does the work when it runs: whichever copy claims the row first posts,
+      the other finds it claimed or sent and exits. Re-queuing never starves a backlog.
     """
     now = timezone.now()
     stale = now - timedelta(seconds=settings.SLACK_SENDING_STALE_SECONDS)
-    stuck_ids = list(
-        Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=stale).values_list("id", flat=True)
-    )
+    is_stuck = Q(status=DeliveryStatus.SENDING, claimed_at__lt=stale)
+    stuck_ids = list(Delivery.objects.filter(is_stuck).order_by("claimed_at").values_list("id", flat=True)[:batch])
     reset = 0
-    for delivery_id in stuck_ids:
-        reset += Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING, claimed_at__lt=stale).update(
+    if stuck_ids:
+        reset = Delivery.objects.filter(is_stuck, pk__in=stuck_ids).update(
             status=DeliveryStatus.PENDING,
             next_attempt_at=now,
+            unknown_since=Coalesce("unknown_since", "claimed_at"),
             last_error="worker lost while sending; re-queued",
             updated_at=now,
         )
-    overdue = now - timedelta(seconds=settings.SLACK_SWEEP_GRACE_SECONDS)
-    is_lost = Q(status__in=_OPEN) & (Q(next_attempt_at__lt=overdue) | Q(next_attempt_at=None, created_at__lt=overdue))
-    lost_ids = list(Delivery.objects.filter(is_lost).values_list("id", flat=True)[:1000])
-    if lost_ids:
-        Delivery.objects.filter(is_lost, pk__in=lost_ids).update(next_attempt_at=now, updated_at=now)
-    ids = list(
-        Delivery.objects.filter(pk__in=stuck_ids + lost_ids, status__in=_OPEN, next_attempt_at=now).values_list(
-            "id", flat=True
+    reset_rows = list(
+        Delivery.objects.filter(pk__in=stuck_ids, status=DeliveryStatus.PENDING, next_attempt_at=now).values_list(
+            "id", "next_attempt_at"
         )
     )
-    queued = deliveries_enqueue([(delivery_id, now) for delivery_id in ids]) if ids else 0
+
+    overdue = now - timedelta(seconds=settings.SLACK_SWEEP_GRACE_SECONDS)
+    not_recently = now - timedelta(seconds=settings.SLACK_REQUEUE_SECONDS)
+    is_lost = (
+        Q(status__in=_OPEN)
+        & (Q(next_attempt_at__lt=overdue) | Q(next_attempt_at=None, created_at__lt=overdue))
+        & (Q(requeued_at=None) | Q(requeued_at__lt=not_recently))
+    )
+    lost_rows = list(
+        Delivery.objects.filter(is_lost)
+        .order_by(F("next_attempt_at").asc(nulls_first=True))
+        .values_list("id", "next_attempt_at")[:batch]
+    )
+    rows = reset_rows + lost_rows
+    queued = deliveries_enqueue(rows)
+    # Only rows whose task really went out wait SLACK_REQUEUE_SECONDS for the next extra one; the
+    # rest (the broker refused) are tried again by the next sweep.
+    if queued:
+        Delivery.objects.filter(pk__in=[delivery_id for delivery_id, _ in rows[:queued]]).update(requeued_at=now)
     return {"stuck": reset, "requeued": queued}
 
 
@@ -366,7 +456,7 @@ def delivery_resend(*, delivery_id: int) -> bool:
             pk=delivery_id, status__in=[DeliveryStatus.DEAD, DeliveryStatus.FAILED, DeliveryStatus.PENDING]
         ).update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, last_error="", updated_at=now)
         if updated:
-            transaction.on_commit(lambda: deliveries_enqueue([(delivery_id, now)]))
+            deliveries_enqueue_on_commit([(delivery_id, now)])
     return bool(updated)
 
 
@@ -381,6 +471,34 @@ def test_message_send(*, channel: str, user: str = "") -> int:
             channels=[channel],
         )
     return ids[0]
+
+
+def message_update_on_commit(*, delivery_id: int, extra_context: dict[str, Any]) -> None:
+    """Edit a delivery's message with extra context once the caller's transaction commits (through
+    the outbox: a request never waits on the broker). The task is message_update below."""
+    outbox_add(
+        events=[
+            OutboxSpec(
+                key=f"notifications.update_message:{delivery_id}:{uuid.uuid4().hex}",
+                task_name="notifications.update_message",
+                kwargs={"delivery_id": delivery_id, "extra_context": extra_context},
+            )
+        ]
+    )
+
+
+def interaction_respond_on_commit(*, response_url: str, text: str) -> None:
+    """An ephemeral answer through an interaction's response_url, sent by a task after commit
+    (through the outbox, like every publish from a request)."""
+    outbox_add(
+        events=[
+            OutboxSpec(
+                key=f"notifications.respond:{uuid.uuid4().hex}",
+                task_name="notifications.respond",
+                kwargs={"response_url": response_url, "text": text},
+            )
+        ]
+    )
 
 
 def message_update(*, delivery_id: int, extra_context: dict[str, Any]) -> Later | None:

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import Any
+from urllib.error import URLError
 
 from django.conf import settings
+from django.core.cache import cache
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.blocks import (
@@ -82,12 +86,17 @@ TRANSIENT_ERRORS = frozenset(
 
 
 class SlackError(Exception):
-    """A failed Slack call. `permanent`: do not retry. `retry_after`: Slack said wait this long (429)."""
+    """A failed Slack call. `permanent`: do not retry. `retry_after`: Slack said wait this long (429).
+    `unknown_outcome`: the request reached Slack but no answer came back (a read timeout, a reset
+    connection), so Slack may have acted on it: look before repeating a post."""
 
-    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool, retry_after: float | None = None, unknown_outcome: bool = False
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+        self.unknown_outcome = unknown_outcome
 
 
 @dataclass(frozen=True)
@@ -196,26 +205,149 @@ def _classify(exc: Exception) -> SlackError:
         # Unknown ok:false error with HTTP 200: Slack rejected this request as it is; retrying the
         # same request will not change the answer.
         return SlackError(error, permanent=True)
-    # Timeouts, refused connections, DNS, broken pipes: the network, not the message.
-    return SlackError(f"{type(exc).__name__}: {exc}"[:400], permanent=False)
+    # Timeouts, refused connections, DNS, broken pipes: the network, not the message. urllib wraps
+    # whatever fails while connecting or sending the request in URLError: Slack never got a whole
+    # request. Anything after that (waiting for or reading the answer) may follow a done post.
+    message = f"{type(exc).__name__}: {exc}"[:400]
+    return SlackError(message, permanent=False, unknown_outcome=not isinstance(exc, URLError))
 
 
 def _call(method: str, **kwargs: Any) -> dict[str, Any]:
     try:
         response = _client().api_call(method, json=kwargs)
         return dict(response.data) if isinstance(response.data, dict) else {}
-    except (SlackApiError, SlackClientError, OSError, ValueError) as exc:
+    except (SlackApiError, SlackClientError, OSError, ValueError, HTTPException) as exc:
         raise _classify(exc) from exc
 
 
-def post_message(*, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None) -> Posted:
+def _read(method: str, **params: Any) -> dict[str, Any]:
+    """A read method: form parameters in a GET (Slack's read methods do not take JSON bodies)."""
+    params = {k: (1 if v is True else v) for k, v in params.items() if v is not None}
+    try:
+        response = _client().api_call(method, http_verb="GET", params=params)
+        return dict(response.data) if isinstance(response.data, dict) else {}
+    except (SlackApiError, SlackClientError, OSError, ValueError, HTTPException) as exc:
+        raise _classify(exc) from exc
+
+
+# Every post carries message metadata naming its delivery, so a post whose answer was lost can be
+# recognised in the channel's history instead of being posted again.
+METADATA_EVENT_TYPE = "leadsite_delivery"
+
+
+def delivery_metadata(delivery_id: int) -> dict[str, Any]:
+    return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"delivery_id": delivery_id}}
+
+
+def post_message(
+    *,
+    channel: str,
+    text: str,
+    blocks: list[dict[str, Any]],
+    thread_ts: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Posted:
     payload: dict[str, Any] = {"channel": channel, "text": text, "blocks": blocks, "unfurl_links": False}
     if thread_ts:
         payload["thread_ts"] = thread_ts
+    if metadata:
+        payload["metadata"] = metadata
     if is_console():
         return Posted(channel=channel, ts=_console("chat.postMessage", payload))
     data = _call("chat.postMessage", **payload)
-    return Posted(channel=str(data.get("channel") or channel), ts=str(data.get("ts") or ""))
+    posted = Posted(channel=str(data.get("channel") or channel), ts=str(data.get("ts") or ""))
+    if posted.channel != channel and _CHANNEL_ID.fullmatch(posted.channel):
+        _remember_channel_id(channel, posted.channel)
+    return posted
+
+
+# --- Finding a message we may already have posted ----------------------------------------------
+
+# conversations.history / .replies take a channel id, while routes may name a channel (#leads).
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
+_CHANNEL_ID_CACHE = "notifications:slack-channel-id:{name}"
+_CHANNEL_ID_SECONDS = 86400
+HISTORY_PAGE = 200
+# A search reads at most this many pages per method (an unknown outcome is rare, the window short).
+HISTORY_MAX_PAGES = 10
+CHANNEL_LIST_MAX_PAGES = 20
+
+
+def _remember_channel_id(name: str, channel_id: str) -> None:
+    try:
+        cache.set(_CHANNEL_ID_CACHE.format(name=name.lstrip("#").lower()), channel_id, _CHANNEL_ID_SECONDS)
+    except Exception:  # noqa: BLE001 - a cache outage only costs a conversations.list later
+        logger.warning("could not cache the id of Slack channel %s", name)
+
+
+def _channel_id(channel: str) -> str:
+    if _CHANNEL_ID.fullmatch(channel):
+        return channel
+    name = channel.lstrip("#").lower()
+    try:
+        known = cache.get(_CHANNEL_ID_CACHE.format(name=name))
+    except Exception:  # noqa: BLE001
+        known = None
+    if known:
+        return str(known)
+    cursor = None
+    for _ in range(CHANNEL_LIST_MAX_PAGES):
+        data = _read(
+            "conversations.list",
+            types="public_channel,private_channel",
+            exclude_archived=True,
+            limit=1000,
+            cursor=cursor,
+        )
+        for item in data.get("channels") or []:
+            if isinstance(item, dict) and str(item.get("name", "")).lower() == name and item.get("id"):
+                _remember_channel_id(name, str(item["id"]))
+                return str(item["id"])
+        cursor = (data.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+    raise SlackError("channel_not_found", permanent=True)
+
+
+def _is_ours(message: Any, delivery_id: int) -> bool:
+    if not isinstance(message, dict):
+        return False
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != METADATA_EVENT_TYPE:
+        return False
+    payload = metadata.get("event_payload")
+    return isinstance(payload, dict) and str(payload.get("delivery_id")) == str(delivery_id)
+
+
+def _search(method: str, delivery_id: int, **params: Any) -> str | None:
+    cursor = None
+    for _ in range(HISTORY_MAX_PAGES):
+        data = _read(method, include_all_metadata=True, inclusive=True, limit=HISTORY_PAGE, cursor=cursor, **params)
+        for message in data.get("messages") or []:
+            if _is_ours(message, delivery_id):
+                return str(message.get("ts") or "")
+        cursor = (data.get("response_metadata") or {}).get("next_cursor")
+        if not cursor or not data.get("has_more", True):
+            return None
+    logger.warning("gave up looking for delivery %s after %s pages of %s", delivery_id, HISTORY_MAX_PAGES, method)
+    return None
+
+
+def find_message(
+    *, channel: str, delivery_id: int, oldest: float, latest: float, thread_ts: str | None = None
+) -> str | None:
+    """The ts of a message posted for `delivery_id` between `oldest` and `latest` (epoch seconds),
+    or None. Looks at the channel's top level and, for a reply, at the thread it belongs in.
+    Raises SlackError like any call (e.g. missing_scope without channels:history)."""
+    if is_console():
+        return None  # nothing was really posted
+    channel_id = _channel_id(channel)
+    window = {"oldest": f"{oldest:.6f}", "latest": f"{latest:.6f}"}
+    if thread_ts:
+        found = _search("conversations.replies", delivery_id, channel=channel_id, ts=thread_ts, **window)
+        if found:
+            return found
+    return _search("conversations.history", delivery_id, channel=channel_id, **window)
 
 
 def update_message(*, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:

@@ -85,7 +85,10 @@ def test_fan_out_twice_writes_each_piece_once(post_lead):
     assert fan_out(lead_id) is True
     assert list(LeadEvent.objects.filter(lead_id=lead_id).values_list("kind", flat=True)) == ["created"]
     assert list(Delivery.objects.values_list("event_type", "key")) == [("new_lead", f"lead:{lead_id}:new_lead")]
-    assert sorted(OutboxEvent.objects.values_list("task_name", flat=True)) == [
+    # (Slack deliveries start through the outbox too; notifications' tests own those rows.)
+    assert sorted(
+        OutboxEvent.objects.exclude(task_name__startswith="notifications.").values_list("task_name", flat=True)
+    ) == [
         "leads.assign_lead",
         "leads.fan_out",
         "valuation.value_lead",
@@ -188,7 +191,8 @@ def test_repeat_within_30_days_returns_existing_id_and_records_a_touch(post_lead
     repeat = LeadEvent.objects.get(lead_id=first, kind="repeat")
     assert repeat.message == "Submitted again from Example form"
     assert repeat.data["message"] == "Still interested"
-    assert OutboxEvent.objects.count() == 3  # fan_out, assign, valuation: a repeat adds none
+    # fan_out, assign, valuation: a repeat adds none (Slack deliveries' own outbox rows aside)
+    assert OutboxEvent.objects.exclude(task_name__startswith="notifications.").count() == 3
     assert list(Delivery.objects.order_by("id").values_list("event_type", "key")) == [
         ("new_lead", f"lead:{first}:new_lead"),
         ("repeat_lead", f"lead:{first}:repeat:{repeat.id}"),
