@@ -7,7 +7,12 @@ from django.db import DatabaseError
 
 from leads.intake import idempotency_records_purge
 from leads.outbox import outbox_relay
-from leads.services import lead_assign_round_robin, lead_fan_out, lead_sla_breaches_raise
+from leads.services import (
+    lead_assign_round_robin,
+    lead_fan_out,
+    lead_follow_up_reminders_send,
+    lead_sla_breaches_raise,
+)
 from leadsite.context import lead_id_var
 
 
@@ -53,3 +58,9 @@ def check_sla() -> int:
 @shared_task(name="leads.purge_idempotency_records")
 def purge_idempotency_records() -> int:
     return idempotency_records_purge()
+
+
+@shared_task(name="leads.remind_follow_ups")
+def remind_follow_ups() -> int:
+    """Beat: one `follow_up_due` reminder in the lead's Slack thread per follow-up coming due."""
+    return lead_follow_up_reminders_send()

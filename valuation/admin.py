@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.utils.html import format_html_join
+from unfold.admin import ModelAdmin
 
 from valuation.models import ModelVersion, Sale, Valuation
 
 
 @admin.register(Sale)
-class SaleAdmin(admin.ModelAdmin):
+class SaleAdmin(ModelAdmin):
     list_display = (
         "sale_id",
         "pinx",
@@ -27,7 +28,7 @@ class SaleAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ModelAdmin):
     list_display = (
         "id",
         "created_at",
@@ -58,7 +59,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Valuation)
-class ValuationAdmin(admin.ModelAdmin):
+class ValuationAdmin(ModelAdmin):
     list_display = ("lead", "status", "estimate", "low", "high", "confidence", "as_of", "model_version", "created_at")
     list_filter = ("status",)
     search_fields = ("lead__name", "lead__address")
