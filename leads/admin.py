@@ -391,14 +391,14 @@ class LeadAdmin(ModelAdmin):
         if obj.phone:
             parts.append(
                 format_html(
-                    '<a href="tel:{}" class="font-semibold text-primary-600">📞 {}</a> · <a href="sms:{}" class="text-primary-600">💬 text</a>',
+                    '<a href="tel:{}" class="font-semibold text-primary-600" id="lead-call">Call {}</a> · <a href="sms:{}" class="text-primary-600" id="lead-text">Text</a>',
                     obj.phone,
                     phone_national(obj.phone),
                     obj.phone,
                 )
             )
         if obj.email:
-            parts.append(format_html('<a href="mailto:{}" class="text-primary-600">✉️ {}</a>', obj.email, obj.email))
+            parts.append(format_html('<a href="mailto:{}" class="text-primary-600">Email {}</a>', obj.email, obj.email))
         return format_html_join(" · ", "{}", ((p,) for p in parts)) if parts else "—"
 
     @admin.display(description="Slack thread")

@@ -530,7 +530,7 @@ def _lead_follow_up_remind(*, lead_id: uuid.UUID, now: datetime.datetime) -> boo
     token = lead_id_var.set(str(lead_id))
     try:
         with transaction.atomic():
-            lead = Lead.objects.select_for_update().select_related("assigned_to").filter(id=lead_id).first()
+            lead = Lead.objects.select_for_update(of=("self",)).select_related("assigned_to").filter(id=lead_id).first()
             # Re-checked under the lock: the follow-up may have been changed, cleared or reminded meanwhile.
             if lead is None or lead.follow_up_at is None or lead.follow_up_reminded_at is not None:
                 return False

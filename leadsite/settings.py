@@ -86,6 +86,8 @@ UNFOLD = {
     "SHOW_VIEW_ON_SITE": False,
     "SIDEBAR": {"show_search": True, "navigation": "leadsite.admin_site.sidebar_navigation"},
 }
+# unfold's login form carries no `next` field: a login from /admin/login/ lands on the back office.
+LOGIN_REDIRECT_URL = "/admin/"
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "pgsql", "sqlite"))
