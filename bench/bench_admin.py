@@ -83,8 +83,12 @@ def main() -> None:
         cold = []
         for _ in range(3):
             manage("shell", "-c", "from django.core.cache import cache; cache.delete('dashboard:v2')")
-            cold.append(load(base + "/admin/dashboard/", headers=boss, concurrency=1, duration=0.01, warmup=0)["p50_ms"])
-    print_table(f"admin pages on 50,000 leads / 1,000,000 log entries, {DURATION:.0f} s each (target p95 < 300 ms)", rows)
+            cold.append(
+                load(base + "/admin/dashboard/", headers=boss, concurrency=1, duration=0.01, warmup=0)["p50_ms"]
+            )
+    print_table(
+        f"admin pages on 50,000 leads / 1,000,000 log entries, {DURATION:.0f} s each (target p95 < 300 ms)", rows
+    )
     print(f"dashboard computed uncached: {', '.join(f'{ms:.0f} ms' for ms in cold)}")
 
 
