@@ -38,7 +38,7 @@ def _bars(rows: list[tuple[str, str, int, str]]) -> list[dict[str, Any]]:
     ]
 
 
-def _day_chart(per_day: dict[datetime.date, int], today: datetime.date) -> dict[str, Any]:
+def _day_chart(per_day: dict[datetime.date, int], today: datetime.date, statuses: str) -> dict[str, Any]:
     """Leads per day as SVG geometry (server-rendered; nothing from a CDN)."""
     days = [today - datetime.timedelta(days=CHART_DAYS - 1 - i) for i in range(CHART_DAYS)]
     top = max((per_day.get(day, 0) for day in days), default=0) or 1
@@ -57,7 +57,9 @@ def _day_chart(per_day: dict[datetime.date, int], today: datetime.date) -> dict[
                 "w": round(slot * 0.75, 1),
                 "h": height,
                 "href": _leads_url(
-                    created_at__gte=day.isoformat(), created_at__lt=(day + datetime.timedelta(days=1)).isoformat()
+                    created_at__gte=day.isoformat(),
+                    created_at__lt=(day + datetime.timedelta(days=1)).isoformat(),
+                    status__in=statuses,
                 ),
             }
         )
@@ -162,10 +164,13 @@ def dashboard_data(now: datetime.datetime | None = None) -> dict[str, Any]:
         "counts": counts,
         "links": links,
         "by_source": _bars(
-            [(s, s, n, _leads_url(source=s, created_at__gte=since_30.isoformat())) for s, n in by_source]
+            [
+                (s, s, n, _leads_url(source=s, created_at__gte=since_30.isoformat(), status__in=not_spam))
+                for s, n in by_source
+            ]
         ),
         "funnel": _bars(funnel),
-        "per_day": _day_chart({d: n for d, n in per_day.items()}, today.date()),
+        "per_day": _day_chart(per_day, today.date(), not_spam),
         "speed": speed,
         "follow_ups_overdue": overdue,
         "follow_ups_href": _leads_url(queue="overdue"),

@@ -16,6 +16,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 
+from leads.models import Lead
 from leadsite.permissions import ACQUISITIONS
 
 SOURCE = "seed-volume"
@@ -51,7 +52,7 @@ SELECT
     (ARRAY['good','needs work','poor'])[1 + i %% 3], '{}'::jsonb, %(source)s,
     (ARRAY['google','facebook','radio','mailer'])[1 + i %% 4], '', '', '', '', '',
     md5('seed-request-' || i), true, 'I agree to be contacted.', 'seed_volume',
-    CASE WHEN i %% 10 = 0 THEN NULL ELSE (%(reps)s::int[])[1 + i %% %(nreps)s] END,
+    CASE WHEN i %% 10 = 0 THEN NULL ELSE (%(reps)s::int[])[1 + (i / 10) %% %(nreps)s] END,
     CASE WHEN st IN ('new', 'spam') THEN NULL ELSE created + (i %% 30) * interval '1 minute' END,
     CASE WHEN st NOT IN ('new', 'spam') AND i %% 30 > 5 THEN created + interval '5 minutes' END,
     fu, CASE WHEN fu IS NULL THEN '' ELSE 'Call back about the offer' END,
@@ -69,7 +70,7 @@ FROM (
                   'Beacon Ave S','Holman Rd NW'])[1 + i %% 8] AS street,
            (ARRAY['Seattle','Seattle','Tacoma','Bellevue','Everett','Kent','Renton','Federal Way'])[1 + (i / 8) %% 8]
                AS city
-    FROM generate_series(1, %(leads)s) AS i
+    FROM generate_series(1::bigint, %(leads)s::bigint) AS i
 ) AS s
 """
 
@@ -141,7 +142,7 @@ SELECT
     '', 'seed-host', 1000 + i %% 50
 FROM (
     SELECT i, CASE WHEN i %% 500 = 0 THEN 40 WHEN i %% 10 = 1 THEN 30 WHEN i %% 4 = 2 THEN 10 ELSE 20 END AS lv
-    FROM generate_series(1, %(logs)s) AS i
+    FROM generate_series(1::bigint, %(logs)s::bigint) AS i
 ) AS s
 """
 
@@ -161,9 +162,9 @@ class Command(BaseCommand):
         reps = self._reps()
         params = {"source": SOURCE, "reps": reps, "nreps": len(reps), "leads": leads, "logs": logs}
         with transaction.atomic(), connection.cursor() as cursor:
-            # Cascades remove the seeded leads' timelines and valuations.
+            # The ORM's delete follows every app's foreign keys to leads (timelines, valuations, ...).
+            Lead.objects.filter(source=SOURCE).delete()
             cursor.execute("DELETE FROM notifications_delivery WHERE key LIKE 'seed:%%'")
-            cursor.execute("DELETE FROM leads_lead WHERE source = %s", [SOURCE])
             cursor.execute("DELETE FROM logs_logentry WHERE logger = 'seed_volume'")
             for name, sql in (
                 ("leads", LEADS_SQL),
