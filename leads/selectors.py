@@ -75,17 +75,20 @@ def lead_search_q(text: str) -> Q:
     """What a search box finds: name, email, address, or a phone typed in any format.
 
     A whole phone number is normalised the way intake normalises it (E.164, an indexed exact match);
-    a part of one ("555-0171") matches the stored digits.
+    a part of one ("555-0171") matches the stored digits. The LIKE matches use the trigram indexes of
+    migration 0007 on PostgreSQL.
     """
     text = text.strip()
-    match = Q(name__icontains=text) | Q(email__icontains=text) | Q(address__icontains=text)
     try:
-        return match | Q(phone=normalize_phone(text))
+        # A whole phone number is a phone search (no name, email or address looks like one).
+        return Q(phone=normalize_phone(text))
     except ValueError:
         pass
+    match = Q(name__icontains=text) | Q(email__icontains=text) | Q(address__icontains=text)
     digits = "".join(_DIGITS.findall(text))
     # Phones are stored as E.164; "(206) 555-01" should still find +12065550123.
-    return match | (Q(phone__contains=digits) if len(digits) >= 3 else Q(phone__icontains=text))
+    # Phones hold only digits (and the leading +): fewer than 3 digits in the query cannot pick one out.
+    return match | Q(phone__contains=digits) if len(digits) >= 3 else match
 
 
 def _user_out(user: AbstractBaseUser | None) -> dict[str, Any] | None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 
 from notifications.models import Alert, Delivery, Payment, Route, StaffProfile, StripeEvent
@@ -26,7 +28,7 @@ class RouteAdmin(ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ModelAdmin):
-    list_display = ("created_at", "event_type", "channel", "status", "attempts", "last_error", "ts", "lead_id")
+    list_display = ("created_at", "event_type", "channel", "status", "attempts", "short_error", "sent_at", "lead_link")
     list_filter = ("status", "event_type", "channel", "created_at")
     search_fields = ("key", "=lead_id", "=ts", "last_error", "request_id")
     date_hierarchy = "created_at"
@@ -35,6 +37,17 @@ class DeliveryAdmin(ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="last error")
+    def short_error(self, obj: Delivery) -> str:
+        return obj.last_error if len(obj.last_error) <= 80 else obj.last_error[:80] + "…"
+
+    @admin.display(description="lead")
+    def lead_link(self, obj: Delivery) -> str:
+        if not obj.lead_id:
+            return "—"
+        url = reverse("admin:leads_lead_change", args=[obj.lead_id])
+        return format_html('<a href="{}" title="{}">open lead</a>', url, obj.lead_id)
 
     @admin.action(description="Resend (dead or failed deliveries get fresh attempts)")
     def resend(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
