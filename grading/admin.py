@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from unfold.admin import ModelAdmin, TabularInline
 
 from grading.models import GraderModel, Offer, OfferGrade, OfferStatus, OfferStatusChange
 from grading.services import OfferTerms, offer_create, offer_regrade, offer_set_status
@@ -28,7 +29,7 @@ def _synthetic(obj: Offer) -> str:
     return format_html('<b style="color:#b45309">{}</b>', "SYNTHETIC") if obj.synthetic else ""
 
 
-class OfferInline(admin.TabularInline):
+class OfferInline(TabularInline):
     """On the lead page: its offers with their grades (read-only) and a link to grade a new one."""
 
     model = Offer
@@ -56,7 +57,7 @@ class OfferInline(admin.TabularInline):
         )
 
 
-class OfferGradeInline(admin.TabularInline):
+class OfferGradeInline(TabularInline):
     model = OfferGrade
     fields = ("created_at", "grader_version", "grade", "score", "recommendation", "counter_offer", "reason_list")
     readonly_fields = fields
@@ -76,7 +77,7 @@ class OfferGradeInline(admin.TabularInline):
         return format_html_join("", "<div>• {}</div>", ((r,) for r in obj.reasons))
 
 
-class OfferStatusChangeInline(admin.TabularInline):
+class OfferStatusChangeInline(TabularInline):
     model = OfferStatusChange
     fields = ("at", "from_status", "to_status", "by")
     readonly_fields = fields
@@ -131,7 +132,7 @@ class GradeOfferForm(forms.Form):
 
 
 @admin.register(Offer)
-class OfferAdmin(admin.ModelAdmin):
+class OfferAdmin(ModelAdmin):
     list_display = (
         "id",
         "lead",
@@ -238,7 +239,7 @@ class OfferAdmin(admin.ModelAdmin):
 
 
 @admin.register(GraderModel)
-class GraderModelAdmin(admin.ModelAdmin):
+class GraderModelAdmin(ModelAdmin):
     list_display = ("id", "created_at", "adopted", "n_outcomes", "synthetic_outcomes", "n_train", "n_valid", "reason")
     list_filter = ("adopted",)
     exclude = ("blob",)

@@ -21,6 +21,16 @@ class LeadStatus(models.TextChoices):
     SPAM = "spam"
 
 
+# Still being worked: what "My leads" and the follow-up reminders look at.
+OPEN_STATUSES = (
+    LeadStatus.NEW,
+    LeadStatus.CONTACTED,
+    LeadStatus.APPOINTMENT,
+    LeadStatus.OFFER_MADE,
+    LeadStatus.UNDER_CONTRACT,
+)
+
+
 class PropertyType(models.TextChoices):
     SFR = "sfr", "Single-family"
     TOWNHOUSE = "townhouse", "Townhouse"
@@ -108,6 +118,13 @@ class Lead(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True, help_text="when someone took it with Slack's Claim")
     first_contacted_at = models.DateTimeField(null=True, blank=True)
     sla_breached_at = models.DateTimeField(null=True, blank=True)
+    # Follow-up: the next thing to do and when; a reminder is posted in the lead's Slack thread once
+    # per follow-up (follow_up_reminded_at is cleared whenever a new follow-up is set).
+    follow_up_at = models.DateTimeField(null=True, blank=True, verbose_name="next action")
+    follow_up_note = models.CharField(max_length=300, blank=True, verbose_name="next action note")
+    follow_up_reminded_at = models.DateTimeField(null=True, blank=True)
+    # Leads are archived, never deleted: the timeline and the consent proof are evidence.
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -135,6 +152,13 @@ class Lead(models.Model):
                 name="lead_fan_out_open_idx",
                 condition=Q(fan_out_done_at=None) & ~Q(status="spam"),
             ),
+            # "My leads" (assignee, follow-up due first) and the dashboard's overdue follow-ups.
+            models.Index(fields=["assigned_to", "follow_up_at"], name="lead_my_follow_up_idx"),
+            models.Index(
+                fields=["follow_up_at"],
+                name="lead_follow_up_due_idx",
+                condition=Q(follow_up_at__isnull=False, follow_up_reminded_at=None),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -153,7 +177,9 @@ class TimelineKind(models.TextChoices):
     SLA_BREACH = "sla_breach"
     CLAIMED = "claimed"
     PAYMENT = "payment"
+    FOLLOW_UP = "follow_up"
     PROPERTY = "property"
+    ARCHIVED = "archived"
 
 
 class LeadEvent(models.Model):

@@ -15,6 +15,7 @@ from django.db.models import Q, QuerySet
 
 from grading.selectors import lead_offers
 from leads.models import Lead, LeadEvent, LeadStatus, TimelineKind
+from leads.normalize import normalize_phone
 from valuation.selectors import lead_valuation
 
 _DIGITS = re.compile(r"\d")
@@ -67,13 +68,28 @@ def lead_queryset(filters: LeadFilter, *, me: AbstractBaseUser | None = None) ->
     if filters.created_before:
         qs = qs.filter(created_at__lt=filters.created_before)
     if filters.q:
-        text = filters.q.strip()
-        match = Q(name__icontains=text) | Q(email__icontains=text) | Q(address__icontains=text)
-        digits = "".join(_DIGITS.findall(text))
-        # Phones are stored as E.164; "(206) 555-01" should still find +12065550123.
-        match |= Q(phone__contains=digits) if len(digits) >= 3 else Q(phone__icontains=text)
-        qs = qs.filter(match)
+        qs = qs.filter(lead_search_q(filters.q))
     return qs
+
+
+def lead_search_q(text: str) -> Q:
+    """What a search box finds: name, email, address, or a phone typed in any format.
+
+    A whole phone number is normalised the way intake normalises it (E.164, an indexed exact match);
+    a part of one ("555-0171") matches the stored digits. The LIKE matches use the trigram indexes of
+    migration 0007 on PostgreSQL.
+    """
+    text = text.strip()
+    try:
+        # A whole phone number is a phone search (no name, email or address looks like one).
+        return Q(phone=normalize_phone(text))
+    except ValueError:
+        pass
+    match = Q(name__icontains=text) | Q(email__icontains=text) | Q(address__icontains=text)
+    digits = "".join(_DIGITS.findall(text))
+    # Phones are stored as E.164; "(206) 555-01" should still find +12065550123.
+    # Phones hold only digits (and the leading +): fewer than 3 digits in the query cannot pick one out.
+    return match | Q(phone__contains=digits) if len(digits) >= 3 else match
 
 
 def _user_out(user: AbstractBaseUser | None) -> dict[str, Any] | None:
@@ -215,3 +231,13 @@ def leads_fan_out_missing(*, lead_ids: list[uuid.UUID], assignment_expected: boo
             seen[lead_id].add("assigned")
     expected = set(FAN_OUT_EFFECTS) if assignment_expected else set(FAN_OUT_EFFECTS) - {"assigned"}
     return {lead_id: expected - effects for lead_id, effects in seen.items()}
+
+
+TIMELINE_PAGE = 200
+
+
+def lead_timeline_recent(lead_id: uuid.UUID, *, limit: int = TIMELINE_PAGE) -> list[LeadEvent]:
+    """A lead's timeline newest first, with who did each thing (one query)."""
+    return list(
+        LeadEvent.objects.filter(lead_id=lead_id).select_related("actor").order_by("-created_at", "-id")[:limit]
+    )

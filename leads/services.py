@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from leads.models import AssignmentCursor, Lead, LeadEvent, LeadStatus, LocationPrecision, TimelineKind
+from leads.models import OPEN_STATUSES, AssignmentCursor, Lead, LeadEvent, LeadStatus, LocationPrecision, TimelineKind
 from leads.outbox import OutboxSpec, outbox_add
 from leads.property_facts import property_facts_clean
 from leadsite.context import current_request_id, lead_id_var, request_id_var
@@ -529,3 +529,122 @@ def lead_address_keys_recompute(*, batch_size: int = 1000) -> int:
             with transaction.atomic():
                 Lead.objects.bulk_update(stale, ["address_key"])
             changed += len(stale)
+
+
+# --- Follow-ups and archive (the back office) ------------------------------------------------
+
+# Facts staff may set on a lead (the valuation's inputs; validated by leads.property_facts).
+PROPERTY_FIELDS = (
+    "latitude",
+    "longitude",
+    "beds",
+    "baths",
+    "living_area_sqft",
+    "lot_sqft",
+    "year_built",
+    "property_type",
+)
+
+
+def lead_set_follow_up(
+    *,
+    lead_id: uuid.UUID | str,
+    at: datetime.datetime | None,
+    note: str = "",
+    actor: AbstractBaseUser | None = None,
+    by: str = "",
+) -> Lead:
+    """Set (or with at=None clear) a lead's next action; a new date gets its own reminder."""
+    lead_id_var.set(str(lead_id))
+    with transaction.atomic():
+        lead = Lead.objects.select_for_update().get(id=lead_id)
+        note = (note or "").strip()[:300]
+        if lead.follow_up_at == at and lead.follow_up_note == note:
+            return lead
+        fields = ["follow_up_note", "updated_at"]
+        if lead.follow_up_at != at:
+            lead.follow_up_at = at
+            lead.follow_up_reminded_at = None
+            fields += ["follow_up_at", "follow_up_reminded_at"]
+        lead.follow_up_note = note
+        lead.save(update_fields=fields)
+        who = by or user_display(actor)
+        when = timezone.localtime(at).strftime("%Y-%m-%d %H:%M") if at else None
+        lead_timeline_add(
+            lead_id=lead.id,
+            kind=TimelineKind.FOLLOW_UP,
+            message=(f"Follow-up {when}" + (f": {note}" if note else "")) if at else "Follow-up cleared",
+            data={"at": at.isoformat() if at else None, "note": note, "by": who},
+            actor=actor,
+        )
+    return lead
+
+
+def lead_archive(*, lead_id: uuid.UUID | str, actor: AbstractBaseUser | None = None, by: str = "") -> bool:
+    """Take a lead out of the working lists (never delete it: its timeline and consent are evidence).
+
+    Returns whether it was archived now (False if it already was).
+    """
+    lead_id_var.set(str(lead_id))
+    with transaction.atomic():
+        now = timezone.now()
+        if not Lead.objects.filter(id=lead_id, archived_at=None).update(archived_at=now, updated_at=now):
+            return False
+        who = by or user_display(actor)
+        lead_timeline_add(
+            lead_id=lead_id,
+            kind=TimelineKind.ARCHIVED,
+            message="Archived" + (f" by {who}" if who else ""),
+            data={"by": who},
+            actor=actor,
+        )
+    return True
+
+
+FOLLOW_UP_LEAD_MINUTES = 15  # a reminder goes out this long before the follow-up is due
+
+
+def lead_follow_up_reminders_send(*, now: datetime.datetime | None = None) -> int:
+    """Post one `follow_up_due` reminder per follow-up coming due (beat); returns how many."""
+    now = now or timezone.now()
+    horizon = now + datetime.timedelta(minutes=FOLLOW_UP_LEAD_MINUTES)
+    lead_ids = list(
+        Lead.objects.filter(
+            follow_up_at__isnull=False,
+            follow_up_at__lte=horizon,
+            follow_up_reminded_at=None,
+            archived_at=None,
+            status__in=OPEN_STATUSES,
+        )
+        .order_by("follow_up_at")
+        .values_list("id", flat=True)[:SLA_BATCH]
+    )
+    return sum(_lead_follow_up_remind(lead_id=lead_id, now=now) for lead_id in lead_ids)
+
+
+def _lead_follow_up_remind(*, lead_id: uuid.UUID, now: datetime.datetime) -> bool:
+    token = lead_id_var.set(str(lead_id))
+    try:
+        with transaction.atomic():
+            lead = Lead.objects.select_for_update(of=("self",)).select_related("assigned_to").filter(id=lead_id).first()
+            # Re-checked under the lock: the follow-up may have been changed, cleared or reminded meanwhile.
+            if lead is None or lead.follow_up_at is None or lead.follow_up_reminded_at is not None:
+                return False
+            lead.follow_up_reminded_at = now
+            lead.save(update_fields=["follow_up_reminded_at"])
+            assignee = lead.assigned_to
+            notify(
+                event_type="follow_up_due",
+                # One per follow-up: a new date is a new key.
+                key=f"lead:{lead.id}:follow_up:{lead.follow_up_at.isoformat()}",
+                lead_id=lead.id,
+                context=lead_notify_context(
+                    lead,
+                    follow_up_at=lead.follow_up_at.isoformat(),
+                    follow_up_note=lead.follow_up_note,
+                    **_user_context(assignee),
+                ),
+            )
+        return True
+    finally:
+        lead_id_var.reset(token)

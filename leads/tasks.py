@@ -8,7 +8,12 @@ from django.db import DatabaseError
 from leads.intake import idempotency_records_purge
 from leads.outbox import outbox_relay
 from leads.repair import leads_fan_out_repair
-from leads.services import lead_assign_round_robin, lead_fan_out, lead_sla_breaches_raise
+from leads.services import (
+    lead_assign_round_robin,
+    lead_fan_out,
+    lead_follow_up_reminders_send,
+    lead_sla_breaches_raise,
+)
 from leadsite.context import lead_id_var
 
 
@@ -60,3 +65,9 @@ def purge_idempotency_records() -> int:
 def repair_fan_out() -> dict[str, object]:
     """Beat: re-run the fan-out of leads whose effects are missing past the grace period (leads/repair.py)."""
     return leads_fan_out_repair().as_dict()
+
+
+@shared_task(name="leads.remind_follow_ups")
+def remind_follow_ups() -> int:
+    """Beat: one `follow_up_due` reminder in the lead's Slack thread per follow-up coming due."""
+    return lead_follow_up_reminders_send()

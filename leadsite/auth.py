@@ -14,6 +14,7 @@ from ninja.errors import AuthorizationError, HttpError
 from ninja.security import APIKeyHeader
 from ninja.security.session import SessionAuthIsStaff
 
+from leadsite.permissions import SCOPE_PERMISSIONS
 from leadsite.services import AuthenticatedKey, api_key_authenticate, rate_limit_check
 
 
@@ -55,13 +56,22 @@ class ApiKeyAuth(APIKeyHeader):
 
 
 class StaffSessionAuth(SessionAuthIsStaff):
-    """The admin's session (CSRF-checked on unsafe methods by ninja)."""
+    """The admin's session (CSRF-checked on unsafe methods by ninja), holding the model permission the
+    admin asks for the same data (leadsite.permissions.SCOPE_PERMISSIONS): 403 without it."""
+
+    def __init__(self, scope: str | None = None) -> None:
+        self.permission = SCOPE_PERMISSIONS.get(scope) if scope else None
+        self.scope = scope
+        super().__init__()
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         user = super().authenticate(request, key)
-        if user is not None and user.is_active:
-            return user
-        return None
+        if user is None or not user.is_active:
+            return None
+        allowed = user.is_superuser if self.permission is None else user.has_perm(self.permission)
+        if self.scope is not None and not allowed:
+            raise AuthorizationError(message=f"your staff account lacks the permission for {self.scope!r}")
+        return user
 
 
 def api_key(scope: str) -> list:
@@ -69,4 +79,4 @@ def api_key(scope: str) -> list:
 
 
 def staff_or_key(scope: str) -> list:
-    return [ApiKeyAuth(scope), StaffSessionAuth()]
+    return [ApiKeyAuth(scope), StaffSessionAuth(scope)]

@@ -1,52 +1,147 @@
-"""The admin dashboard's numbers: one read per panel, cached briefly (staff refresh it all day)."""
+"""The admin dashboard's numbers: one read per panel, cached briefly (staff refresh it all day).
+
+Every number carries the link to the admin list it counts, so a click shows the rows behind it.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import datetime
 from statistics import median
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDate
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
-DASHBOARD_CACHE_KEY = "dashboard:v1"
+DASHBOARD_CACHE_KEY = "dashboard:v2"
 DASHBOARD_CACHE_SECONDS = 30
 
 FUNNEL = ("new", "contacted", "appointment", "offer_made", "under_contract", "won")
+CHART_DAYS = 30
+CHART_W, CHART_H, CHART_PAD = 600, 160, 18
 
 
-def _bars(rows: list[tuple[str, int]]) -> list[dict[str, Any]]:
-    """Rows as bars for the server-rendered SVG/CSS charts: label, value, percent of the largest."""
-    top = max((value for _, value in rows), default=0) or 1
-    return [{"label": label or "(none)", "value": value, "pct": round(100 * value / top)} for label, value in rows]
+def _leads_url(**params: str) -> str:
+    return reverse("admin:leads_lead_changelist") + ("?" + urlencode(params) if params else "")
 
 
-def dashboard_data(now=None) -> dict[str, Any]:
+def _bars(rows: list[tuple[str, str, int, str]]) -> list[dict[str, Any]]:
+    """(key, label, value, href) rows as bars: value and percent of the largest, for the CSS bar charts."""
+    top = max((value for _, _, value, _ in rows), default=0) or 1
+    return [
+        {"key": key, "label": label or "(none)", "value": value, "pct": round(100 * value / top), "href": href}
+        for key, label, value, href in rows
+    ]
+
+
+def _day_chart(per_day: dict[datetime.date, int], today: datetime.date, statuses: str) -> dict[str, Any]:
+    """Leads per day as SVG geometry (server-rendered; nothing from a CDN)."""
+    days = [today - datetime.timedelta(days=CHART_DAYS - 1 - i) for i in range(CHART_DAYS)]
+    top = max((per_day.get(day, 0) for day in days), default=0) or 1
+    slot = (CHART_W - CHART_PAD) / CHART_DAYS
+    usable = CHART_H - 2 * CHART_PAD
+    bars = []
+    for i, day in enumerate(days):
+        value = per_day.get(day, 0)
+        height = round(usable * value / top, 1)
+        bars.append(
+            {
+                "day": day,
+                "value": value,
+                "x": round(CHART_PAD + i * slot, 1),
+                "y": round(CHART_H - CHART_PAD - height, 1),
+                "w": round(slot * 0.75, 1),
+                "h": height,
+                "href": _leads_url(
+                    created_at__gte=day.isoformat(),
+                    created_at__lt=(day + datetime.timedelta(days=1)).isoformat(),
+                    status__in=statuses,
+                ),
+            }
+        )
+    return {
+        "bars": bars,
+        "max": top,
+        "width": CHART_W,
+        "height": CHART_H,
+        "baseline": CHART_H - CHART_PAD,
+        "first": days[0],
+        "last": days[-1],
+        "total": sum(b["value"] for b in bars),
+    }
+
+
+def _offers_by_grade(now: datetime.datetime) -> list[dict[str, Any]]:
+    """Real offers graded this calendar month by grade, each bar a link to those offers."""
     from grading.selectors import offers_by_grade_this_month
-    from leads.models import Lead, LeadStatus
+
+    offers = reverse("admin:grading_offer_changelist")
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return _bars(
+        [
+            (
+                grade,
+                grade,
+                n,
+                offers
+                + "?"
+                + urlencode({"grade": grade, "synthetic__exact": 0, "created_at__gte": month_start.isoformat()}),
+            )
+            for grade, n in offers_by_grade_this_month(now)
+        ]
+    )
+
+
+def dashboard_data(now: datetime.datetime | None = None) -> dict[str, Any]:
+    from leads.models import OPEN_STATUSES, Lead, LeadStatus
     from logs.models import LogEntry
-    from notifications.models import Delivery, DeliveryStatus
+    from notifications.models import Delivery, DeliveryStatus, Payment
 
     now = now or timezone.now()
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    since_30 = now - timedelta(days=30)
-    real = Lead.objects.exclude(status=LeadStatus.SPAM)
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    since_30 = now - datetime.timedelta(days=30)
+    real = Lead.objects.exclude(status=LeadStatus.SPAM).filter(archived_at=None)
+    not_spam = ",".join(s for s in LeadStatus.values if s != LeadStatus.SPAM)
 
-    not_spam = ~Q(status=LeadStatus.SPAM)
-    counts = Lead.objects.filter(created_at__gte=since_30).aggregate(
-        today=Count("id", filter=not_spam & Q(created_at__gte=today)),
-        week=Count("id", filter=not_spam & Q(created_at__gte=now - timedelta(days=7))),
-        month=Count("id", filter=not_spam),
-        spam_month=Count("id", filter=~not_spam),
+    not_spam_q = ~Q(status=LeadStatus.SPAM)
+    counts = Lead.objects.filter(created_at__gte=since_30, archived_at=None).aggregate(
+        today=Count("id", filter=not_spam_q & Q(created_at__gte=today)),
+        week=Count("id", filter=not_spam_q & Q(created_at__gte=now - datetime.timedelta(days=7))),
+        month=Count("id", filter=not_spam_q),
+        spam_month=Count("id", filter=~not_spam_q),
     )
+    week_start = (now - datetime.timedelta(days=7)).isoformat()
+    links = {
+        "today": _leads_url(created_at__gte=today.isoformat(), status__in=not_spam),
+        "week": _leads_url(created_at__gte=week_start, status__in=not_spam),
+        "month": _leads_url(created_at__gte=since_30.isoformat(), status__in=not_spam),
+        "spam_month": _leads_url(created_at__gte=since_30.isoformat(), status__exact=LeadStatus.SPAM),
+    }
     by_source = list(
         real.filter(created_at__gte=since_30).values_list("source").annotate(n=Count("id")).order_by("-n")[:8]
     )
     status_counts = dict(real.filter(created_at__gte=since_30).values_list("status").annotate(n=Count("id")))
-    # A funnel counts every lead that got at least this far (won ⊂ under_contract ⊂ ... ⊂ new).
-    funnel = [(stage, sum(status_counts.get(s, 0) for s in FUNNEL[i:])) for i, stage in enumerate(FUNNEL)]
+    # Cumulative: every lead that got at least this far (won ⊂ under_contract ⊂ ... ⊂ new), so each
+    # bar is the share of the month's leads that reached the stage.
+    funnel = [
+        (
+            stage,
+            LeadStatus(stage).label,
+            sum(status_counts.get(s, 0) for s in FUNNEL[i:]),
+            _leads_url(created_at__gte=since_30.isoformat(), status__in=",".join(FUNNEL[i:])),
+        )
+        for i, stage in enumerate(FUNNEL)
+    ]
+    per_day = dict(
+        real.filter(created_at__gte=today - datetime.timedelta(days=CHART_DAYS - 1))
+        .annotate(day=TruncDate("created_at"))
+        .values_list("day")
+        .annotate(n=Count("id"))
+    )
 
     contacted = list(
         real.filter(created_at__gte=since_30, first_contacted_at__isnull=False).values_list(
@@ -60,30 +155,58 @@ def dashboard_data(now=None) -> dict[str, Any]:
         "within_sla_pct": round(100 * sum(m <= sla for m in minutes) / len(minutes)) if minutes else None,
         "contacted": len(minutes),
         "waiting": real.filter(status=LeadStatus.NEW, first_contacted_at__isnull=True).count(),
+        "waiting_href": _leads_url(queue="waiting"),
         "breached_month": real.filter(sla_breached_at__gte=since_30).count(),
+        "breached_href": _leads_url(queue="breached"),
         "sla_minutes": sla,
     }
+    overdue = real.filter(follow_up_at__lt=now, status__in=OPEN_STATUSES).count()
 
+    month_start = today.replace(day=1)
+    payments = Payment.objects.filter(created_at__gte=month_start).aggregate(n=Count("id"), total=Sum("amount"))
     failed = Delivery.objects.filter(status__in=[DeliveryStatus.FAILED, DeliveryStatus.DEAD])
+    errors_since = now - datetime.timedelta(days=1)
+    errors = LogEntry.objects.filter(level__gte=40, time__gte=errors_since)
     recent_errors = list(
-        LogEntry.objects.filter(level__gte=40, time__gte=now - timedelta(days=1))
-        .order_by("-time")
-        .values("id", "time", "service", "level_name", "message", "request_id")[:8]
+        errors.order_by("-time").values("id", "time", "service", "level_name", "message", "request_id")[:8]
     )
     return {
         "counts": counts,
-        "by_source": _bars(by_source),
+        "links": links,
+        "by_source": _bars(
+            [
+                (s, s, n, _leads_url(source=s, created_at__gte=since_30.isoformat(), status__in=not_spam))
+                for s, n in by_source
+            ]
+        ),
         "funnel": _bars(funnel),
+        "per_day": _day_chart(per_day, today.date(), not_spam),
         "speed": speed,
+        "follow_ups_overdue": overdue,
+        "follow_ups_href": _leads_url(queue="overdue"),
+        "offers_by_grade": _offers_by_grade(now),
+        "payments": {
+            "count": payments["n"],
+            "total": payments["total"] or 0,
+            "month": month_start,
+            "href": reverse("admin:notifications_payment_changelist")
+            + "?"
+            + urlencode({"created_at__gte": month_start.isoformat()}),
+        },
         "failed_deliveries": failed.count(),
+        "failed_href": reverse("admin:notifications_delivery_changelist") + "?status__in=failed,dead",
         "failed_recent": list(failed.order_by("-updated_at").values("id", "event_type", "channel", "last_error")[:5]),
+        "errors_24h": errors[:1000].count(),
+        "errors_href": reverse("admin:logs_logentry_changelist")
+        + "?"
+        + urlencode({"level": 40, "time__gte": errors_since.isoformat(timespec="seconds")}),
         "recent_errors": recent_errors,
-        "offers_by_grade": _bars(offers_by_grade_this_month(now)),
         "generated_at": now,
     }
 
 
 def dashboard_data_cached() -> dict[str, Any]:
+    """The dashboard from Redis when it was computed in the last DASHBOARD_CACHE_SECONDS."""
     data = cache.get(DASHBOARD_CACHE_KEY)
     if data is None:
         data = dashboard_data()

@@ -37,6 +37,7 @@ LEADSITE_SECRET_KEY_MISSING = not SECRET_KEY
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 
 INSTALLED_APPS = [
+    "unfold.apps.BasicAppConfig",  # the admin theme (before django.contrib.admin: its templates win); our site is leadsite.admin_site
     "leadsite.apps.LeadsiteAdminConfig",  # django.contrib.admin with the dashboard as its index
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -86,6 +87,18 @@ TEMPLATES = [
         },
     },
 ]
+
+# --- Admin theme (django-unfold; see leadsite/admin_site.py) ---------------------------------
+UNFOLD = {
+    "SITE_TITLE": "leadsite",
+    "SITE_HEADER": "leadsite back office",
+    # "View site" goes to the back office's own front page: there is no public site here.
+    "SITE_URL": "/admin/",
+    "SHOW_VIEW_ON_SITE": False,
+    "SIDEBAR": {"show_search": True, "navigation": "leadsite.admin_site.sidebar_navigation"},
+}
+# unfold's login form carries no `next` field: a login from /admin/login/ lands on the back office.
+LOGIN_REDIRECT_URL = "/admin/"
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "pgsql", "sqlite"))

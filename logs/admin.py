@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.http import urlencode
+from unfold.admin import ModelAdmin
 
+from leadsite.context import is_well_formed_request_id
 from logs.models import ErrorSpikeAlert, Level, LogEntry
 from logs.selectors import lead_journey_filter, text_filter, without_nul
 
 COUNT_CAP = 10_000
+
+
+_DIGIT = re.compile(r"[0-9]")
+
+
+def _looks_like_id(term: str) -> bool:
+    """One well-formed token with digits in it, long enough not to be a word (uuid hex is 32)."""
+    return len(term) >= 16 and is_well_formed_request_id(term) and bool(_DIGIT.search(term))
 
 
 class CappedCountPaginator(Paginator):
@@ -72,11 +84,11 @@ class JourneyFilter(admin.SimpleListFilter):
 
 
 @admin.register(LogEntry)
-class LogEntryAdmin(admin.ModelAdmin):
+class LogEntryAdmin(ModelAdmin):
     list_display = ("time", "level_badge", "service", "logger", "event", "short_message", "request_link", "lead_link")
     list_filter = (JourneyFilter, MinimumLevelFilter, ServiceFilter, "time")
     search_fields = ("message",)  # shows the search box; get_search_results does the real search
-    search_help_text = 'Full text over message and event (words, "a phrase", -exclude). Add ?request_id=… or ?lead_id=… to the URL to follow one id.'
+    search_help_text = 'Paste a request id or lead id to follow it, or search the text of message and event (words, "a phrase", -exclude).'
     ordering = ("-time", "-id")
     paginator = CappedCountPaginator
     show_full_result_count = False
@@ -97,6 +109,10 @@ class LogEntryAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[LogEntry], search_term: str
     ) -> tuple[QuerySet[LogEntry], bool]:
+        term = without_nul(search_term).strip()
+        if _looks_like_id(term):
+            # A pasted request id (or lead id) finds its entries: an indexed exact match, not full text.
+            return queryset.filter(Q(request_id=term) | Q(lead_id=term)), False
         return text_filter(queryset, search_term), False
 
     @admin.display(description="level", ordering="level")
@@ -134,7 +150,7 @@ class LogEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(ErrorSpikeAlert)
-class ErrorSpikeAlertAdmin(admin.ModelAdmin):
+class ErrorSpikeAlertAdmin(ModelAdmin):
     list_display = ("window_start", "error_count", "threshold", "created_at")
     readonly_fields = ("window_start", "error_count", "threshold", "created_at")
 

@@ -3,13 +3,16 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from notifications.models import Alert, Delivery, Payment, Route, StaffProfile, StripeEvent
 from notifications.services import delivery_resend, test_message_send
 
 
 @admin.register(Route)
-class RouteAdmin(admin.ModelAdmin):
+class RouteAdmin(ModelAdmin):
     list_display = ("event_type", "channel", "is_active", "created_at")
     list_filter = ("event_type", "is_active")
     list_editable = ("is_active",)
@@ -24,8 +27,8 @@ class RouteAdmin(admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "event_type", "channel", "status", "attempts", "last_error", "ts", "lead_id")
+class DeliveryAdmin(ModelAdmin):
+    list_display = ("created_at", "event_type", "channel", "status", "attempts", "short_error", "sent_at", "lead_link")
     list_filter = ("status", "event_type", "channel", "created_at")
     search_fields = ("key", "=lead_id", "=ts", "last_error", "request_id")
     date_hierarchy = "created_at"
@@ -34,6 +37,17 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="last error")
+    def short_error(self, obj: Delivery) -> str:
+        return obj.last_error if len(obj.last_error) <= 80 else obj.last_error[:80] + "…"
+
+    @admin.display(description="lead")
+    def lead_link(self, obj: Delivery) -> str:
+        if not obj.lead_id:
+            return "—"
+        url = reverse("admin:leads_lead_change", args=[obj.lead_id])
+        return format_html('<a href="{}" title="{}">open lead</a>', url, obj.lead_id)
 
     @admin.action(description="Resend (dead or failed deliveries get fresh attempts)")
     def resend(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
@@ -48,7 +62,7 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(admin.ModelAdmin):
+class StripeEventAdmin(ModelAdmin):
     list_display = ("created_at", "type", "stripe_event_id", "payment")
     list_filter = ("type", "livemode")
     search_fields = ("=stripe_event_id",)
@@ -60,7 +74,7 @@ class StripeEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ModelAdmin):
     list_display = ("created_at", "customer", "amount", "currency", "type", "stripe_event_id")
     list_filter = ("type", "currency", "livemode")
     search_fields = ("customer", "customer_id", "=stripe_event_id", "=payment_intent_id", "=invoice_id")
@@ -72,7 +86,7 @@ class PaymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ModelAdmin):
     list_display = ("last_seen", "severity", "source", "message", "count", "first_seen")
     list_filter = ("severity", "source")
     search_fields = ("message",)
@@ -80,7 +94,7 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(StaffProfile)
-class StaffProfileAdmin(admin.ModelAdmin):
+class StaffProfileAdmin(ModelAdmin):
     list_display = ("user", "slack_user_id")
     search_fields = ("user__username", "user__email", "slack_user_id")
     autocomplete_fields = ("user",)

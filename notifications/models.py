@@ -20,6 +20,7 @@ class EventType(models.TextChoices):
     PAYMENT = "payment", "Payment"
     ALERT = "alert", "Alert"
     DAILY_DIGEST = "daily_digest", "Daily digest"
+    FOLLOW_UP_DUE = "follow_up_due", "Follow-up due"
 
 
 class Route(models.Model):

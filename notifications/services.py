@@ -231,7 +231,7 @@ def _thread_ts(delivery: Delivery) -> tuple[str | None, float | None]:
 
 
 def _resolve_mentions(delivery: Delivery, context: dict[str, Any]) -> dict[str, Any]:
-    if delivery.event_type == EventType.SLA_BREACH and not context.get("assignee_slack_id"):
+    if delivery.event_type in (EventType.SLA_BREACH, EventType.FOLLOW_UP_DUE) and not context.get("assignee_slack_id"):
         user_id = context.get("assignee_id") or context.get("assigned_to_id")
         if user_id:
             slack_id = StaffProfile.objects.filter(user_id=user_id).values_list("slack_user_id", flat=True).first()

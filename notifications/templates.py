@@ -179,6 +179,19 @@ def sla_breach(context: dict[str, Any]) -> Rendered:
     return line, [slack.section(line)]
 
 
+def follow_up_due(context: dict[str, Any]) -> Rendered:
+    name = _get(context, "name", "A lead")
+    # The mention is ours (resolved from the staff profile), not user text: it is not escaped.
+    who = slack.mention(context["assignee_slack_id"]) if context.get("assignee_slack_id") else ""
+    if not who and context.get("assignee"):
+        who = _get(context, "assignee")
+    when = _get(context, "follow_up_at")
+    line = f"📆 *Follow-up due:* {name}" + (f" at {when}" if when else "") + (f" — {who}" if who else " — unassigned")
+    note = _get(context, "follow_up_note")
+    text = line + (f"\n{note}" if note else "")
+    return text, [slack.section(text)]
+
+
 def payment(context: dict[str, Any]) -> Rendered:
     customer = _get(context, "customer", "A customer")
     amount = money(context.get("amount", "0"), str(context.get("currency") or "usd"))
@@ -240,6 +253,7 @@ TEMPLATES: dict[str, Callable[[dict[str, Any]], Rendered]] = {
     "payment": payment,
     "alert": alert,
     "daily_digest": daily_digest,
+    "follow_up_due": follow_up_due,
 }
 
 

@@ -68,8 +68,16 @@ def make_api_key(db) -> Callable[..., str]:
 @pytest.fixture
 def staff_user(db):
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
 
-    return get_user_model().objects.create_user("staff", "staff@example.com", "pw-staff-123", is_staff=True)
+    from leadsite.permissions import SCOPE_PERMISSIONS
+
+    user = get_user_model().objects.create_user("staff", "staff@example.com", "pw-staff-123", is_staff=True)
+    # The staff API checks the admin's model permissions (leadsite.auth.StaffSessionAuth): grant them.
+    for code in SCOPE_PERMISSIONS.values():
+        app_label, codename = code.split(".")
+        user.user_permissions.add(*Permission.objects.filter(content_type__app_label=app_label, codename=codename))
+    return user
 
 
 def free_port() -> int:

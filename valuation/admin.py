@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.utils.html import format_html_join
+from unfold.admin import ModelAdmin
 
+from leadsite.templatetags.leadsite_format import dollars
 from valuation.models import ModelVersion, Sale, Valuation
 
 
 @admin.register(Sale)
-class SaleAdmin(admin.ModelAdmin):
+class SaleAdmin(ModelAdmin):
     list_display = (
         "sale_id",
         "pinx",
@@ -27,7 +29,7 @@ class SaleAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ModelAdmin):
     list_display = (
         "id",
         "created_at",
@@ -58,8 +60,17 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Valuation)
-class ValuationAdmin(admin.ModelAdmin):
-    list_display = ("lead", "status", "estimate", "low", "high", "confidence", "as_of", "model_version", "created_at")
+class ValuationAdmin(ModelAdmin):
+    list_display = (
+        "lead",
+        "status",
+        "estimate_usd",
+        "range_usd",
+        "confidence_pct",
+        "as_of",
+        "model_version",
+        "created_at",
+    )
     list_filter = ("status",)
     search_fields = ("lead__name", "lead__address")
     list_select_related = ("lead", "model_version")
@@ -78,6 +89,18 @@ class ValuationAdmin(admin.ModelAdmin):
         "updated_at",
     )
     exclude = ("comps",)
+
+    @admin.display(description="estimate", ordering="estimate")
+    def estimate_usd(self, obj: Valuation) -> str:
+        return dollars(obj.estimate)
+
+    @admin.display(description="range")
+    def range_usd(self, obj: Valuation) -> str:
+        return f"{dollars(obj.low)} – {dollars(obj.high)}" if obj.low is not None else "—"
+
+    @admin.display(description="confidence", ordering="confidence")
+    def confidence_pct(self, obj: Valuation) -> str:
+        return "—" if obj.confidence is None else f"{obj.confidence:.0%}"
 
     @admin.display(description="comparable sales")
     def comps_table(self, obj: Valuation) -> str:

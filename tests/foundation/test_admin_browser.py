@@ -34,19 +34,24 @@ def _walk_through(page, base: str, tmp_path: Path) -> None:
     page.goto(f"{base}/admin/")
     page.fill("#id_username", "boss")
     page.fill("#id_password", "pw-boss-123")
-    page.click("input[type=submit]")
+    page.click("#login-form button[type=submit]")
     page.wait_for_selector("#dashboard")
     assert page.inner_text("#kpi-today") == "1"
     assert "website" in page.inner_text("#dashboard")
-    # The admin's own stylesheet is served (no CDN): the page is styled.
-    assert page.evaluate("getComputedStyle(document.querySelector('#header')).display") != "inline"
+    # The theme's own stylesheet is served from the package (no CDN): the page is styled.
+    assert page.evaluate("[...document.styleSheets].some(s => (s.href || '').includes('/static/unfold/css/'))")
+    assert page.evaluate(
+        "[...document.querySelectorAll('link[href], script[src]')].every(e => (e.href || e.src).startsWith(location.origin))"
+    )
+    assert page.evaluate("getComputedStyle(document.querySelector('#nav-sidebar-inner')).display") != "inline"
     shots = Path(os.environ.get("LEADSITE_SCREENSHOTS", tmp_path))
     page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
 
-    page.click("text=all leads")
+    page.click("#kpi-today")
     page.click("text=Ada Seller")
     page.wait_for_selector("text=New lead from website")
-    assert "+12065550199" in page.content()
+    assert page.get_attribute("#lead-call", "href") == "tel:+12065550199"
+    assert page.inner_text("#lead-call") == "Call (206) 555-0199"
     page.screenshot(path=str(shots / "lead.png"), full_page=True)
 
     page.click("text=Everything logged about this lead")

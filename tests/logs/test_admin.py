@@ -23,7 +23,8 @@ def admin_client(client, django_user_model):
 
 def _messages(response) -> list[str]:
     assert response.status_code == 200
-    return re.findall(r'<td class="field-short_message">(.*?)</td>', response.content.decode())
+    cells = re.findall(r'<td class="field-short_message[^"]*"[^>]*>(.*?)</td>', response.content.decode(), re.S)
+    return [cell.strip() for cell in cells]
 
 
 @pytest.mark.django_db
