@@ -234,6 +234,7 @@ CELERY_TASK_ROUTES = {
     "leads.check_sla": {"queue": "upkeep"},
     "leads.purge_idempotency_records": {"queue": "upkeep"},
     "leads.repair_fan_out": {"queue": "upkeep"},
+    "leads.remind_follow_ups": {"queue": "upkeep"},
     "notifications.sweep": {"queue": "upkeep"},
     "notifications.daily_digest": {"queue": "upkeep"},
     "logs.*": {"queue": "upkeep"},
