@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +19,8 @@ from leads.selectors import LeadFilter, lead_detail, lead_list, parse_lead_id, r
 from leads.services import lead_update
 from leadsite.auth import api_key, staff_or_key
 from leadsite.context import lead_id_var
+from leadsite.schemas import ErrorOut, UtcDatetime
+from leadsite.storable import InvalidJson, parse_json_body
 
 router = Router(tags=["leads"])
 
@@ -28,10 +29,6 @@ class LeadCreatedOut(Schema):
     id: str
     status: str
     duplicate: bool
-
-
-class ErrorOut(Schema):
-    detail: Any
 
 
 class UserOut(Schema):
@@ -105,8 +102,8 @@ class LeadListQuery(Schema):
     source: str | None = None
     assignee: str | None = Field(None, description="user id, username, `me` or `none`")
     q: str | None = Field(None, max_length=200, description="text in name, phone, email or address")
-    created_after: datetime.datetime | None = None
-    created_before: datetime.datetime | None = None
+    created_after: UtcDatetime | None = None
+    created_before: UtcDatetime | None = None
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=100_000)
 
@@ -135,17 +132,13 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return walk(schema)
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _json_body(request: HttpRequest) -> Any:
     if request.content_type != "application/json":
         raise HttpError(415, f"Content-Type must be application/json, got {request.content_type or 'none'!r}")
     try:
-        return json.loads(request.body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HttpError(400, f"the body is not valid JSON: {exc}") from None
+        return parse_json_body(request.body, allow_nan=False)
+    except InvalidJson as exc:
+        raise HttpError(400, str(exc)) from None
 
 
 def _client_ip(request: HttpRequest) -> str | None:

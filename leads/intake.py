@@ -32,6 +32,7 @@ from leads.outbox import dispatcher, outbox_add
 from leads.services import lead_fan_out_event, lead_notify_context, lead_timeline_add
 from leadsite.context import current_request_id, lead_id_var
 from leadsite.services import AuthenticatedKey
+from leadsite.storable import storable_json
 from notifications.services import notify
 
 DUPLICATE_WINDOW = datetime.timedelta(days=30)
@@ -40,17 +41,6 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before with a different body (409)."""
-
-
-def _strip_nul(value: Any) -> Any:
-    # PostgreSQL rejects NUL in text and jsonb; a form must not be able to turn that into a 500.
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strip_nul(v) for v in value]
-    return value
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -140,7 +130,8 @@ def lead_intake_validate(data: Any) -> LeadIn:
     """Validate a form body; ValidationError with a message per field (the API's 422)."""
     if not isinstance(data, dict):
         raise ValidationError({"__all__": ["the body must be a JSON object"]})
-    data = _strip_nul(data)
+    # NUL, lone surrogates and non-finite numbers anywhere (the extra answers are free-form JSON).
+    data = storable_json(data)
     try:
         payload = LeadIn.model_validate(data)
     except PydanticValidationError as exc:

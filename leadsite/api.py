@@ -6,12 +6,14 @@ import logging
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from ninja import NinjaAPI
 from ninja.errors import HttpError
 
 from leadsite.auth import RateLimited
 from leadsite.parser import JsonParser
+from leadsite.storable import InvalidJson
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +47,14 @@ def install_error_handlers(api: NinjaAPI) -> None:
         detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         return api.create_response(request, {"detail": detail}, status=422)
 
+    @api.exception_handler(HttpError)
+    def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        # ninja wraps a parser error in "Cannot parse request body"; ours says what was wrong.
+        detail = str(exc.__cause__) if isinstance(exc.__cause__, InvalidJson) else str(exc)
+        return api.create_response(request, {"detail": detail}, status=exc.status_code)
+
     @api.exception_handler(Exception)
     def _unhandled(request: HttpRequest, exc: Exception) -> HttpResponse:
-        if isinstance(exc, HttpError):
-            return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
         logger.exception("unhandled API error on %s %s", request.method, request.path)
         return api.create_response(
             request,
@@ -58,6 +64,13 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
 
 install_error_handlers(api)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The project's 404 handler: JSON for /api/ like every other API error, Django's page elsewhere."""
+    if request.path_info.startswith("/api/") or request.path_info == "/api":
+        return JsonResponse({"detail": "Not Found"}, status=404)
+    return page_not_found(request, exception)
 
 
 def _mount_routers() -> None:

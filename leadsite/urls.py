@@ -9,3 +9,6 @@ urlpatterns = [
     path("api/", api.urls),
     path("slack/interactions", slack_interactions, name="slack-interactions"),
 ]
+
+# /api/ paths no route matches answer JSON {"detail": "Not Found"} (Django's HTML page elsewhere).
+handler404 = "leadsite.api.not_found"
