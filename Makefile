@@ -36,6 +36,7 @@ test: install
 	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret} \
+	DJANGO_SECURE_SSL_REDIRECT=$${DJANGO_SECURE_SSL_REDIRECT:-0} DJANGO_SECURE_COOKIES=$${DJANGO_SECURE_COOKIES:-0} \
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -47,7 +48,7 @@ format: install
 	$(PY) -m ruff format .
 
 bench: install
-	$(PY) bench/run.py $(BENCH)
+	DJANGO_SECURE_SSL_REDIRECT=$${DJANGO_SECURE_SSL_REDIRECT:-0} $(PY) bench/run.py $(BENCH)
 
 clean:
 	rm -rf var

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import datetime
+import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
-from pydantic import ConfigDict
+from pydantic import ConfigDict, StrictInt, WithJsonSchema
 
 from leads.intake import IdempotencyConflict, LeadIn, lead_intake
 from leads.models import Lead, LeadStatus
 from leads.selectors import LeadFilter, lead_detail, lead_list, parse_lead_id, resolve_staff_user
 from leads.services import lead_update
-from leadsite.auth import api_key, staff_or_key
+from leadsite.auth import api_key, client_address, staff_or_key
 from leadsite.context import lead_id_var
 from leadsite.schemas import ErrorOut, UtcDatetime
 from leadsite.storable import InvalidJson, parse_json_body
@@ -26,8 +27,16 @@ router = Router(tags=["leads"])
 
 
 class LeadCreatedOut(Schema):
-    id: str
+    id: uuid.UUID
     status: str
+    duplicate: bool
+
+
+class LeadDuplicateOut(Schema):
+    """A repeat of a recent lead: its id, and nothing about its state (anyone who knows a phone and an
+    address could otherwise read a lead's progress)."""
+
+    id: uuid.UUID
     duplicate: bool
 
 
@@ -38,7 +47,7 @@ class UserOut(Schema):
 
 
 class LeadSummaryOut(Schema):
-    id: str
+    id: uuid.UUID
     status: str
     name: str
     phone: str
@@ -97,6 +106,15 @@ class LeadDetailOut(LeadSummaryOut):
     offers: list[dict[str, Any]]
 
 
+class LeadWrittenOut(Schema):
+    """What PATCH answers to a key that may write but not read leads."""
+
+    id: uuid.UUID
+    status: str
+    assignee: UserOut | None
+    updated_at: datetime.datetime
+
+
 class LeadListQuery(Schema):
     status: LeadStatus | None = None
     source: str | None = None
@@ -112,7 +130,8 @@ class LeadPatchIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     status: LeadStatus | None = None
-    assignee: int | str | None = Field(None, description="user id or username of a staff user; null unassigns")
+    # StrictInt: pydantic would read `true` as user id 1.
+    assignee: StrictInt | str | None = Field(None, description="user id or username of a staff user; null unassigns")
     note: str | None = Field(None, max_length=5000)
 
 
@@ -132,6 +151,10 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return walk(schema)
 
 
+# Parsed by parse_lead_id (422 with the domain's message); published as a UUID.
+LeadId = Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
+
+
 def _json_body(request: HttpRequest) -> Any:
     if request.content_type != "application/json":
         raise HttpError(415, f"Content-Type must be application/json, got {request.content_type or 'none'!r}")
@@ -142,13 +165,13 @@ def _json_body(request: HttpRequest) -> Any:
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return client_address(request) or None
 
 
 @router.post(
     "/leads",
     auth=api_key("leads:create"),
-    response={200: LeadCreatedOut, 201: LeadCreatedOut, 400: ErrorOut, 409: ErrorOut, 415: ErrorOut, 422: ErrorOut},
+    response={200: LeadDuplicateOut, 201: LeadCreatedOut, 409: ErrorOut},
     summary="Take a seller lead from a web form",
     description=(
         "201 for a new lead; 200 with `duplicate: true` and the existing id when the same phone or email "
@@ -216,10 +239,10 @@ def list_leads(request: HttpRequest, filters: Query[LeadListQuery]) -> dict[str,
 @router.get(
     "/leads/{lead_id}",
     auth=staff_or_key("leads:read"),
-    response={200: LeadDetailOut, 404: ErrorOut, 422: ErrorOut},
+    response={200: LeadDetailOut, 404: ErrorOut},
     summary="One lead with its timeline, valuation and offers",
 )
-def get_lead(request: HttpRequest, lead_id: str) -> dict[str, Any]:
+def get_lead(request: HttpRequest, lead_id: LeadId) -> dict[str, Any]:
     lead_uuid = parse_lead_id(lead_id)
     detail = lead_detail(lead_uuid)
     if detail is None:
@@ -231,10 +254,14 @@ def get_lead(request: HttpRequest, lead_id: str) -> dict[str, Any]:
 @router.patch(
     "/leads/{lead_id}",
     auth=staff_or_key("leads:write"),
-    response={200: LeadDetailOut, 404: ErrorOut, 422: ErrorOut},
+    response={200: LeadDetailOut | LeadWrittenOut, 404: ErrorOut},
     summary="Change a lead's status or assignee, or add a note",
+    description=(
+        "Answers the whole lead to a staff session or a key that also holds `leads:read`; a key that "
+        "may only write gets what it wrote (id, status, assignee, updated_at)."
+    ),
 )
-def patch_lead(request: HttpRequest, lead_id: str, payload: LeadPatchIn) -> dict[str, Any]:
+def patch_lead(request: HttpRequest, lead_id: LeadId, payload: LeadPatchIn) -> dict[str, Any]:
     lead_uuid = parse_lead_id(lead_id)
     changes: dict[str, Any] = {}
     if payload.status is not None:
@@ -253,4 +280,8 @@ def patch_lead(request: HttpRequest, lead_id: str, payload: LeadPatchIn) -> dict
         lead_update(lead_id=lead_uuid, actor=_me(request), by=_by(request), **changes)
     except Lead.DoesNotExist:
         raise HttpError(404, "lead not found") from None
-    return lead_detail(lead_uuid)
+    detail = lead_detail(lead_uuid)
+    if _me(request) is None and not request.auth.has_scope("leads:read"):
+        # A write-only key must not read the lead through PATCH {} (consent IP, user agent, ...).
+        return {field: detail[field] for field in LeadWrittenOut.model_fields}
+    return detail

@@ -26,7 +26,7 @@ from django.utils import timezone
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from leads.models import IdempotencyRecord, Lead, LeadStatus, OutboxEvent, PropertyType, TimelineKind
+from leads.models import IdempotencyRecord, Lead, LeadEvent, LeadStatus, OutboxEvent, PropertyType, TimelineKind
 from leads.normalize import ParsedAddress, normalize_email, normalize_phone, parse_address
 from leads.outbox import dispatcher, outbox_add
 from leads.services import lead_fan_out_event, lead_notify_context, lead_timeline_add
@@ -36,6 +36,7 @@ from leadsite.storable import storable_json
 from notifications.services import notify
 
 DUPLICATE_WINDOW = datetime.timedelta(days=30)
+REPEAT_NOTIFY_INTERVAL = datetime.timedelta(hours=1)
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
@@ -295,9 +296,8 @@ def _intake_in_transaction(
         existing = _lock_and_find_repeat(phone=payload.phone, email=payload.email, address_key=address.key)
         if existing is not None:
             _record_repeat(lead=existing, payload=payload, source=source)
-            return IntakeResult(
-                200, {"id": str(existing.id), "status": existing.status, "duplicate": True}
-            ), existing.id
+            # The id and nothing else: whoever knows a phone and an address must not learn the lead's status.
+            return IntakeResult(200, {"id": str(existing.id), "duplicate": True}), existing.id
 
     lead = _lead_from_payload(payload=payload, address=address, api_key=api_key, ip=ip, user_agent=user_agent)
     lead_id_var.set(str(lead.id))
@@ -505,6 +505,15 @@ def _record_repeat(*, lead: Lead, payload: LeadIn, source: str) -> None:
         message=f"Submitted again from {source or 'intake'}",
         data={k: v for k, v in touch.items() if v},
     )
+    # At most one Slack message per lead per REPEAT_NOTIFY_INTERVAL: anyone who knows a phone and an
+    # address can resubmit at will; further repeats are on the timeline only. Repeats with the same
+    # contact are serialised by _lock_and_find_repeat's lock, so they cannot both see "none recent".
+    recent = LeadEvent.objects.filter(
+        lead_id=lead.id, kind=TimelineKind.REPEAT, created_at__gte=event.created_at - REPEAT_NOTIFY_INTERVAL
+    ).exclude(id=event.id)
+    if recent.filter(data__notified=True).exists():
+        return
+    LeadEvent.objects.filter(id=event.id).update(data={**event.data, "notified": True})
     notify(
         event_type="repeat_lead",
         key=f"lead:{lead.id}:repeat:{event.id}",

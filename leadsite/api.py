@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -13,11 +14,64 @@ from ninja.errors import HttpError
 
 from leadsite.auth import RateLimited
 from leadsite.parser import JsonParser
+from leadsite.schemas import ErrorOut
 from leadsite.storable import InvalidJson
 
 logger = logging.getLogger(__name__)
 
-api = NinjaAPI(
+ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+ERROR_DESCRIPTIONS = {
+    "400": "Bad request: the body is not JSON we accept (or nests too deeply), a NUL in the query string",
+    "401": "Missing or wrong API key (or signature)",
+    "403": "The API key lacks the scope, or the browser origin is not allowed",
+    "404": "Not found",
+    "409": "Conflict",
+    "413": "Request body too large",
+    "415": "Content-Type is not application/json",
+    "422": "Validation error: `detail` lists the problems per field",
+    "429": "Rate limit exceeded; see Retry-After",
+    "503": "A backing service (database) is unavailable; see Retry-After",
+}
+
+
+def _error_codes(method: str, path: str, operation: dict) -> list[str]:
+    """The errors an operation can answer besides those it declares itself (see leadsite.middleware,
+    leadsite.auth and the exception handlers below)."""
+    codes = ["503"]  # the database can be down for any operation
+    if operation.get("security"):
+        codes += ["401", "403", "429"]
+    if method in ("post", "put", "patch"):
+        codes += ["400", "413", "415", "422"]
+    if operation.get("parameters"):
+        codes += ["400", "422"]
+    if "{" in path:
+        codes.append("404")
+    return codes
+
+
+class LeadsiteAPI(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None) -> Any:
+        """ninja's schema, plus every error response an operation can give, each an ErrorOut."""
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        schema.setdefault("components", {}).setdefault("schemas", {})["ErrorOut"] = ErrorOut.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                for code in _error_codes(method, path, operation):
+                    if code not in responses:
+                        responses[code] = {
+                            "description": ERROR_DESCRIPTIONS[code],
+                            "content": {"application/json": {"schema": ERROR_REF}},
+                        }
+                    if code in ("429", "503"):
+                        responses[code].setdefault("headers", RETRY_AFTER)
+        return schema
+
+
+api = LeadsiteAPI(
     title="leadsite API",
     version="1.0",
     description=(

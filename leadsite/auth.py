@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from ninja.errors import AuthorizationError, HttpError
 from ninja.security import APIKeyHeader
@@ -21,6 +22,18 @@ class RateLimited(HttpError):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(429, "rate limit exceeded for this API key")
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the address the
+    outermost trusted proxy saw (X-Forwarded-For, counted from the right: only our proxies' entries
+    can be trusted, a client can put anything on the left)."""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies:
+        hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+        if len(hops) >= proxies:
+            return hops[-proxies][:64]
+    return request.META.get("REMOTE_ADDR", "")
 
 
 def origin_is_same_site(request: HttpRequest, origin: str) -> bool:
@@ -47,9 +60,11 @@ class ApiKeyAuth(APIKeyHeader):
         origin = request.headers.get("Origin")
         if origin and origin not in api_key.allowed_origins and not origin_is_same_site(request, origin):
             raise AuthorizationError(message=f"origin {origin} is not allowed for this API key")
-        retry_after = rate_limit_check(key=api_key)
+        retry_after, ticket = rate_limit_check(key=api_key, client=client_address(request))
         if retry_after is not None:
             raise RateLimited(retry_after)
+        # leadsite.middleware settles it once the response says whether the request was rejected.
+        request.rate_limit_ticket = ticket  # type: ignore[attr-defined]
         request.api_key = api_key  # type: ignore[attr-defined]
         return api_key
 

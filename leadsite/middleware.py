@@ -8,6 +8,7 @@ from django.contrib.messages.middleware import MessageMiddleware
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from leadsite.context import is_well_formed_request_id, lead_id_var, new_request_id, request_id_var
+from leadsite.services import rate_limit_settle
 
 
 class RequestIdMiddleware:
@@ -72,7 +73,13 @@ class RequestGuardMiddleware:
             )
         if "\x00" in request.META.get("QUERY_STRING", "") or "%00" in request.META.get("QUERY_STRING", ""):
             return JsonResponse({"detail": "NUL characters are not allowed in query parameters"}, status=400)
-        return self.get_response(request)
+        response = self.get_response(request)
+        ticket = getattr(request, "rate_limit_ticket", None)
+        if ticket is not None:
+            # A rejected request (4xx other than 429) counts against its client, not the key's budget.
+            status = response.status_code
+            rate_limit_settle(ticket=ticket, rejected=400 <= status < 500 and status != 429)
+        return response
 
 
 def read_chunked_body(request: HttpRequest, limit: int) -> int:

@@ -6,7 +6,7 @@ import datetime
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 
 class ErrorOut(Schema):
@@ -27,4 +27,14 @@ def _to_utc(value: datetime.datetime) -> datetime.datetime:
         raise ValueError("date out of range once converted to UTC") from None
 
 
-UtcDatetime = Annotated[datetime.datetime, AfterValidator(_to_utc)]
+def _iso_text(value: Any) -> Any:
+    # pydantic also reads 0 or "1700000000" as a Unix time; the schema publishes ISO 8601 text only.
+    if isinstance(value, datetime.date):
+        return value
+    if not (isinstance(value, str) and len(value) >= 10 and value[4] == "-" and value[:4].isdigit()):
+        raise ValueError("must be an ISO 8601 date or date-time (YYYY-MM-DD...)")
+    return value
+
+
+UtcDatetime = Annotated[datetime.datetime, BeforeValidator(_iso_text), AfterValidator(_to_utc)]
+IsoDate = Annotated[datetime.date, BeforeValidator(_iso_text)]
