@@ -74,6 +74,11 @@ class RequestGuardMiddleware:
         if "\x00" in request.META.get("QUERY_STRING", "") or "%00" in request.META.get("QUERY_STRING", ""):
             return JsonResponse({"detail": "NUL characters are not allowed in query parameters"}, status=400)
         response = self.get_response(request)
+        if response.status_code == 405 and path.startswith("/api/") and response.get("Allow"):
+            # ninja answers a wrong method in plain text; every API error is JSON.
+            allowed = response["Allow"]
+            response = JsonResponse({"detail": f"method {request.method} not allowed; use {allowed}"}, status=405)
+            response["Allow"] = allowed
         ticket = getattr(request, "rate_limit_ticket", None)
         if ticket is not None:
             # A rejected request (4xx other than 429) counts against its client, not the key's budget.

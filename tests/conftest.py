@@ -235,6 +235,8 @@ def web_server(worker_env) -> Iterator[Callable[..., str]]:
     def start(**overrides: str) -> str:
         port = free_port()
         env = {**worker_env, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", **overrides}
+        # stderr to a file, not a pipe nobody reads: a busy server's log would fill the pipe and stall it.
+        log_path = Path(worker_env["LEADSITE_VAR_DIR"]) / f"web-{port}.log"
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -251,14 +253,14 @@ def web_server(worker_env) -> Iterator[Callable[..., str]]:
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=open(log_path, "wb"),  # noqa: SIM115 (the child holds it; closed with the process)
             start_new_session=True,
         )
         procs.append(proc)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"web server exited: {proc.stderr.read().decode()}")
+                raise RuntimeError(f"web server exited: {log_path.read_text(errors='replace')}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return f"http://127.0.0.1:{port}"

@@ -169,6 +169,13 @@ def test_unknown_api_routes_are_json_404(client, path) -> None:
     assert response.json() == {"detail": "Not Found"}
 
 
+def test_a_wrong_method_is_json_405_with_allow(client) -> None:
+    response = client.delete("/api/leads")
+    assert response.status_code == 405
+    assert set(response["Allow"].split(", ")) == {"GET", "POST"}
+    assert response.json() == {"detail": f"method DELETE not allowed; use {response['Allow']}"}
+
+
 def test_non_api_404_stays_a_page(client) -> None:
     response = client.get("/nope")
     assert response.status_code == 404
