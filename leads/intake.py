@@ -23,7 +23,7 @@ from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, connection, transaction
 from django.db.models import JSONField, Q
 from django.utils import timezone
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from leads.models import IdempotencyRecord, Lead, LeadEvent, LeadStatus, OutboxEvent, PropertyType, TimelineKind
@@ -64,8 +64,54 @@ def _phone_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else _none_to_blank(value)
 
 
+def _not_a_bool(value: Any) -> Any:
+    # pydantic reads true as 1; no form means `true` for a number of beds (and the schema says number).
+    if isinstance(value, bool):
+        raise ValueError("must be a number or empty, not true/false")
+    return value
+
+
 def _optional(tp: Any) -> Any:
-    return Annotated[tp | None, BeforeValidator(_blank_to_none)]
+    return Annotated[tp | None, BeforeValidator(_blank_to_none), BeforeValidator(_not_a_bool)]
+
+
+# What HTML forms send for a checkbox, besides JSON booleans: exactly these, as published.
+_CONSENT_TEXT = {
+    "true": True,
+    "on": True,
+    "yes": True,
+    "1": True,
+    "false": False,
+    "off": False,
+    "no": False,
+    "0": False,
+}
+
+
+def _consent(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value in _CONSENT_TEXT:
+        return _CONSENT_TEXT[value]
+    raise ValueError(f"must be true, false, 0, 1 or one of the strings {', '.join(_CONSENT_TEXT)}")
+
+
+Consent = Annotated[
+    bool,
+    BeforeValidator(_consent),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "string", "enum": list(_CONSENT_TEXT)},
+                {"type": "integer", "enum": [0, 1]},
+            ],
+            "default": False,
+        }
+    ),
+]
 
 
 class LeadIn(BaseModel):
@@ -87,7 +133,7 @@ class LeadIn(BaseModel):
     utm_term: _text(200) = ""
     utm_content: _text(200) = ""
     page_url: _text(2000) = ""
-    consent: bool = False
+    consent: Consent = False
     consent_text: _text(5_000) = ""
     latitude: _optional(Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]) = None
     longitude: _optional(Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]) = None

@@ -7,6 +7,7 @@ rate limit 429 with Retry-After, a browser origin the key does not allow 403.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from django.conf import settings
@@ -32,7 +33,11 @@ def client_address(request: HttpRequest) -> str:
     if proxies:
         hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
         if len(hops) >= proxies:
-            return hops[-proxies][:64]
+            try:
+                # It is stored as the consent IP (an inet column): an address or nothing.
+                return str(ipaddress.ip_address(hops[-proxies]))
+            except ValueError:
+                pass
     return request.META.get("REMOTE_ADDR", "")
 
 

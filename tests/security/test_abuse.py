@@ -83,8 +83,17 @@ def test_the_client_address_is_taken_from_trusted_proxies_only(client, make_api_
     # A client cannot dodge its limit by inventing addresses on the left of X-Forwarded-For.
     assert [post(f"1.2.3.{n}, 198.51.100.9", f"20655540{n:02d}") for n in range(3)] == [201, 201, 429]
     assert post("198.51.100.10", "2065554100") == 201
-    lead = Lead.objects.get(phone="+12065554100")
-    assert lead.consent_ip is None  # no consent given; the address is used for limits only
+    # What the proxy passes on is stored as the consent IP only if it is an address.
+    response = client.post(
+        "/api/leads",
+        json.dumps({**LEAD, "phone": "2065554200", "consent": True, "consent_text": "ok"}),
+        content_type="application/json",
+        HTTP_X_API_KEY=key,
+        REMOTE_ADDR="10.0.0.1",
+        HTTP_X_FORWARDED_FOR="not-an-address",
+    )
+    assert response.status_code == 201
+    assert Lead.objects.get(phone="+12065554200").consent_ip == "10.0.0.1"
 
 
 def test_repeats_post_at_most_one_slack_message_per_lead_per_hour(client, make_api_key) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
@@ -124,6 +125,21 @@ def test_a_malformed_slack_timestamp_header_is_401(client, signing_settings, tim
     assert response.json() == {"detail": "invalid Slack signature"}
 
 
+@pytest.mark.parametrize("payload", [_nested(5000), '{"type": NaN}', "[1]", "{"])
+def test_a_signed_slack_payload_that_is_not_a_json_object_is_400(client, signing_settings, payload) -> None:
+    body = "payload=" + quote(payload)
+    timestamp = str(int(time.time()))
+    response = client.post(
+        "/slack/interactions",
+        body,
+        content_type="application/x-www-form-urlencoded",
+        HTTP_X_SLACK_REQUEST_TIMESTAMP=timestamp,
+        HTTP_X_SLACK_SIGNATURE=slack_signature(body, timestamp),
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "payload must be a JSON object"}
+
+
 @pytest.mark.parametrize(
     "body",
     ["[]", '"x"', "null", "1", "true", "{}", '{"id": []}', '{"id": {"a": 1}, "type": "payment_intent.succeeded"}'],
@@ -227,3 +243,14 @@ def test_chunked_bodies_are_read_under_gunicorn_and_bounded(web_server, make_api
     entries = [{"timestamp": datetime.now(UTC).isoformat(), "level": "info", "service": "s", "message": "m" * 200}]
     status, payload = _chunked_post(base, "/api/logs", json.dumps({"entries": entries * 900}).encode(), key)
     assert (status, payload) == (202, {"accepted": 900, "rejected": []})
+
+
+def test_booleans_are_not_numbers_and_consent_takes_what_forms_send(client, all_key) -> None:
+    response = _post(client, "/api/leads", json.dumps({**LEAD, "beds": True}), all_key)
+    assert response.status_code == 422
+    assert response.json() == {"detail": {"beds": ["must be a number or empty, not true/false"]}}
+    response = _post(client, "/api/leads", json.dumps({**LEAD, "consent": 2}), all_key)
+    assert response.status_code == 422
+    response = _post(client, "/api/leads", json.dumps({**LEAD, "consent": "on", "consent_text": "ok"}), all_key)
+    assert response.status_code == 201
+    assert Lead.objects.get().consent is True
