@@ -28,6 +28,7 @@ ERROR_DESCRIPTIONS = {
     "404": "Not found",
     "409": "Conflict",
     "413": "Request body too large",
+    "414": "Request line over 4 KB: answered by gunicorn, as HTML, before the application",
     "415": "Content-Type is not application/json",
     "422": "Validation error: `detail` lists the problems per field",
     "429": "Rate limit exceeded; see Retry-After",
@@ -45,6 +46,8 @@ def _error_codes(method: str, path: str, operation: dict) -> list[str]:
         codes += ["400", "413", "415", "422"]
     if operation.get("parameters"):
         codes += ["400", "422"]
+    if any(param.get("in") == "query" for param in operation.get("parameters", [])):
+        codes.append("414")
     if "{" in path:
         codes.append("404")
     return codes
@@ -62,10 +65,12 @@ class LeadsiteAPI(NinjaAPI):
                 responses = operation.setdefault("responses", {})
                 for code in _error_codes(method, path, operation):
                     if code not in responses:
-                        responses[code] = {
-                            "description": ERROR_DESCRIPTIONS[code],
-                            "content": {"application/json": {"schema": ERROR_REF}},
-                        }
+                        content = (
+                            {"text/html": {"schema": {"type": "string"}}}
+                            if code == "414"
+                            else {"application/json": {"schema": ERROR_REF}}
+                        )
+                        responses[code] = {"description": ERROR_DESCRIPTIONS[code], "content": content}
                     if code in ("429", "503"):
                         responses[code].setdefault("headers", RETRY_AFTER)
         return schema
