@@ -37,6 +37,7 @@ test: install
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret} \
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} \
+	DJANGO_SECURE_SSL_REDIRECT=$${DJANGO_SECURE_SSL_REDIRECT:-0} DJANGO_SECURE_COOKIES=$${DJANGO_SECURE_COOKIES:-0} \
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -48,7 +49,7 @@ format: install
 	$(PY) -m ruff format .
 
 bench: install
-	$(PY) bench/run.py $(BENCH)
+	DJANGO_SECURE_SSL_REDIRECT=$${DJANGO_SECURE_SSL_REDIRECT:-0} $(PY) bench/run.py $(BENCH)
 
 # Minutes of steady intake with a worker SIGKILL and a broker restart midway (soak/run.py).
 # SOAK_SECONDS (600), SOAK_RATE (100 leads/s), SOAK_DRAIN_SECONDS (900), SOAK_DATABASE_URL.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime
-import json
+import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -13,27 +13,33 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
-from pydantic import ConfigDict
+from pydantic import ConfigDict, StrictFloat, StrictInt, WithJsonSchema
 
 from leads.intake import IdempotencyConflict, LeadIn, lead_intake
 from leads.models import Lead, LeadStatus, PropertyType
 from leads.property_facts import FACT_FIELDS
 from leads.selectors import LeadFilter, lead_detail, lead_list, parse_lead_id, resolve_staff_user
 from leads.services import lead_set_property, lead_update
-from leadsite.auth import api_key, staff_or_key
+from leadsite.auth import api_key, client_address, staff_or_key
 from leadsite.context import lead_id_var
+from leadsite.schemas import ErrorOut, UtcDatetime
+from leadsite.storable import InvalidJson, parse_json_body
 
 router = Router(tags=["leads"])
 
 
 class LeadCreatedOut(Schema):
-    id: str
+    id: uuid.UUID
     status: str
     duplicate: bool
 
 
-class ErrorOut(Schema):
-    detail: Any
+class LeadDuplicateOut(Schema):
+    """A repeat of a recent lead: its id, and nothing about its state (anyone who knows a phone and an
+    address could otherwise read a lead's progress)."""
+
+    id: uuid.UUID
+    duplicate: bool
 
 
 class UserOut(Schema):
@@ -43,7 +49,7 @@ class UserOut(Schema):
 
 
 class LeadSummaryOut(Schema):
-    id: str
+    id: uuid.UUID
     status: str
     name: str
     phone: str
@@ -105,13 +111,22 @@ class LeadDetailOut(LeadSummaryOut):
     offers: list[dict[str, Any]]
 
 
+class LeadWrittenOut(Schema):
+    """What PATCH answers to a key that may write but not read leads."""
+
+    id: uuid.UUID
+    status: str
+    assignee: UserOut | None
+    updated_at: datetime.datetime
+
+
 class LeadListQuery(Schema):
     status: LeadStatus | None = None
     source: str | None = None
     assignee: str | None = Field(None, description="user id, username, `me` or `none`")
     q: str | None = Field(None, max_length=200, description="text in name, phone, email or address")
-    created_after: datetime.datetime | None = None
-    created_before: datetime.datetime | None = None
+    created_after: UtcDatetime | None = None
+    created_before: UtcDatetime | None = None
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=100_000)
 
@@ -120,17 +135,18 @@ class LeadPatchIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     status: LeadStatus | None = None
-    assignee: int | str | None = Field(None, description="user id or username of a staff user; null unassigns")
+    # StrictInt: pydantic would read `true` as user id 1.
+    assignee: StrictInt | str | None = Field(None, description="user id or username of a staff user; null unassigns")
     note: str | None = Field(None, max_length=5000)
     # Location and property facts (lead_set_property validates them; null clears one). Setting any
     # of them re-queues the lead's valuation.
-    latitude: float | None = Field(None, description="with longitude; -90..90")
-    longitude: float | None = Field(None, description="with latitude; -180..180")
-    beds: int | None = Field(None, description="0..50")
-    baths: float | None = Field(None, description="0..50")
-    living_area_sqft: int | None = Field(None, description="100..100,000")
-    lot_sqft: int | None = Field(None, description="1..100,000,000")
-    year_built: int | None = Field(None, description="1700..this year")
+    latitude: StrictFloat | None = Field(None, description="with longitude; -90..90")
+    longitude: StrictFloat | None = Field(None, description="with latitude; -180..180")
+    beds: StrictInt | None = Field(None, description="0..50")
+    baths: StrictFloat | None = Field(None, description="0..50")
+    living_area_sqft: StrictInt | None = Field(None, description="100..100,000")
+    lot_sqft: StrictInt | None = Field(None, description="1..100,000,000")
+    year_built: StrictInt | None = Field(None, description="1700..this year")
     property_type: PropertyType | None = None
 
 
@@ -150,27 +166,27 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return walk(schema)
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
+# Parsed by parse_lead_id (422 with the domain's message); published as a UUID.
+LeadId = Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
 
 
 def _json_body(request: HttpRequest) -> Any:
     if request.content_type != "application/json":
         raise HttpError(415, f"Content-Type must be application/json, got {request.content_type or 'none'!r}")
     try:
-        return json.loads(request.body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HttpError(400, f"the body is not valid JSON: {exc}") from None
+        return parse_json_body(request.body, allow_nan=False)
+    except InvalidJson as exc:
+        raise HttpError(400, str(exc)) from None
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return client_address(request) or None
 
 
 @router.post(
     "/leads",
     auth=api_key("leads:create"),
-    response={200: LeadCreatedOut, 201: LeadCreatedOut, 400: ErrorOut, 409: ErrorOut, 415: ErrorOut, 422: ErrorOut},
+    response={200: LeadDuplicateOut, 201: LeadCreatedOut, 409: ErrorOut},
     summary="Take a seller lead from a web form",
     description=(
         "201 for a new lead; 200 with `duplicate: true` and the existing id when the same phone or email "
@@ -238,10 +254,10 @@ def list_leads(request: HttpRequest, filters: Query[LeadListQuery]) -> dict[str,
 @router.get(
     "/leads/{lead_id}",
     auth=staff_or_key("leads:read"),
-    response={200: LeadDetailOut, 404: ErrorOut, 422: ErrorOut},
+    response={200: LeadDetailOut, 404: ErrorOut},
     summary="One lead with its timeline, valuation and offers",
 )
-def get_lead(request: HttpRequest, lead_id: str) -> dict[str, Any]:
+def get_lead(request: HttpRequest, lead_id: LeadId) -> dict[str, Any]:
     lead_uuid = parse_lead_id(lead_id)
     detail = lead_detail(lead_uuid)
     if detail is None:
@@ -253,10 +269,14 @@ def get_lead(request: HttpRequest, lead_id: str) -> dict[str, Any]:
 @router.patch(
     "/leads/{lead_id}",
     auth=staff_or_key("leads:write"),
-    response={200: LeadDetailOut, 404: ErrorOut, 422: ErrorOut},
+    response={200: LeadDetailOut | LeadWrittenOut, 404: ErrorOut, 422: ErrorOut},
     summary="Change a lead's status or assignee, add a note, or set its location and property facts",
+    description=(
+        "Answers the whole lead to a staff session or a key that also holds `leads:read`; a key that "
+        "may only write gets what it wrote (id, status, assignee, updated_at)."
+    ),
 )
-def patch_lead(request: HttpRequest, lead_id: str, payload: LeadPatchIn) -> dict[str, Any]:
+def patch_lead(request: HttpRequest, lead_id: LeadId, payload: LeadPatchIn) -> dict[str, Any]:
     lead_uuid = parse_lead_id(lead_id)
     changes: dict[str, Any] = {}
     if payload.status is not None:
@@ -283,4 +303,8 @@ def patch_lead(request: HttpRequest, lead_id: str, payload: LeadPatchIn) -> dict
                 lead_update(lead_id=lead_uuid, actor=_me(request), by=_by(request), **changes)
     except Lead.DoesNotExist:
         raise HttpError(404, "lead not found") from None
-    return lead_detail(lead_uuid)
+    detail = lead_detail(lead_uuid)
+    if _me(request) is None and not request.auth.has_scope("leads:read"):
+        # A write-only key must not read the lead through PATCH {} (consent IP, user agent, ...).
+        return {field: detail[field] for field in LeadWrittenOut.model_fields}
+    return detail

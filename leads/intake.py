@@ -23,34 +23,34 @@ from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, connection, transaction
 from django.db.models import JSONField, Q
 from django.utils import timezone
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from leads.models import IdempotencyRecord, Lead, LeadStatus, LocationPrecision, OutboxEvent, PropertyType, TimelineKind
+from leads.models import (
+    IdempotencyRecord,
+    Lead,
+    LeadEvent,
+    LeadStatus,
+    LocationPrecision,
+    OutboxEvent,
+    PropertyType,
+    TimelineKind,
+)
 from leads.normalize import ParsedAddress, normalize_email, normalize_phone, parse_address
 from leads.outbox import dispatcher, outbox_add
 from leads.services import lead_fan_out_event, lead_notify_context, lead_timeline_add
 from leadsite.context import current_request_id, lead_id_var
 from leadsite.services import AuthenticatedKey
+from leadsite.storable import storable_json
 from notifications.services import notify
 
 DUPLICATE_WINDOW = datetime.timedelta(days=30)
+REPEAT_NOTIFY_INTERVAL = datetime.timedelta(hours=1)
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
 class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before with a different body (409)."""
-
-
-def _strip_nul(value: Any) -> Any:
-    # PostgreSQL rejects NUL in text and jsonb; a form must not be able to turn that into a 500.
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strip_nul(v) for v in value]
-    return value
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -73,8 +73,54 @@ def _phone_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else _none_to_blank(value)
 
 
+def _not_a_bool(value: Any) -> Any:
+    # pydantic reads true as 1; no form means `true` for a number of beds (and the schema says number).
+    if isinstance(value, bool):
+        raise ValueError("must be a number or empty, not true/false")
+    return value
+
+
 def _optional(tp: Any) -> Any:
-    return Annotated[tp | None, BeforeValidator(_blank_to_none)]
+    return Annotated[tp | None, BeforeValidator(_blank_to_none), BeforeValidator(_not_a_bool)]
+
+
+# What HTML forms send for a checkbox, besides JSON booleans: exactly these, as published.
+_CONSENT_TEXT = {
+    "true": True,
+    "on": True,
+    "yes": True,
+    "1": True,
+    "false": False,
+    "off": False,
+    "no": False,
+    "0": False,
+}
+
+
+def _consent(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value in _CONSENT_TEXT:
+        return _CONSENT_TEXT[value]
+    raise ValueError(f"must be true, false, 0, 1 or one of the strings {', '.join(_CONSENT_TEXT)}")
+
+
+Consent = Annotated[
+    bool,
+    BeforeValidator(_consent),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "string", "enum": list(_CONSENT_TEXT)},
+                {"type": "integer", "enum": [0, 1]},
+            ],
+            "default": False,
+        }
+    ),
+]
 
 
 class LeadIn(BaseModel):
@@ -96,7 +142,7 @@ class LeadIn(BaseModel):
     utm_term: _text(200) = ""
     utm_content: _text(200) = ""
     page_url: _text(2000) = ""
-    consent: bool = False
+    consent: Consent = False
     consent_text: _text(5_000) = ""
     latitude: _optional(Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]) = None
     longitude: _optional(Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]) = None
@@ -140,7 +186,8 @@ def lead_intake_validate(data: Any) -> LeadIn:
     """Validate a form body; ValidationError with a message per field (the API's 422)."""
     if not isinstance(data, dict):
         raise ValidationError({"__all__": ["the body must be a JSON object"]})
-    data = _strip_nul(data)
+    # NUL, lone surrogates and non-finite numbers anywhere (the extra answers are free-form JSON).
+    data = storable_json(data)
     try:
         payload = LeadIn.model_validate(data)
     except PydanticValidationError as exc:
@@ -304,9 +351,8 @@ def _intake_in_transaction(
         existing = _lock_and_find_repeat(phone=payload.phone, email=payload.email, address_key=address.key)
         if existing is not None:
             _record_repeat(lead=existing, payload=payload, source=source)
-            return IntakeResult(
-                200, {"id": str(existing.id), "status": existing.status, "duplicate": True}
-            ), existing.id
+            # The id and nothing else: whoever knows a phone and an address must not learn the lead's status.
+            return IntakeResult(200, {"id": str(existing.id), "duplicate": True}), existing.id
 
     lead = _lead_from_payload(payload=payload, address=address, api_key=api_key, ip=ip, user_agent=user_agent)
     lead_id_var.set(str(lead.id))
@@ -518,6 +564,15 @@ def _record_repeat(*, lead: Lead, payload: LeadIn, source: str) -> None:
         message=f"Submitted again from {source or 'intake'}",
         data={k: v for k, v in touch.items() if v},
     )
+    # At most one Slack message per lead per REPEAT_NOTIFY_INTERVAL: anyone who knows a phone and an
+    # address can resubmit at will; further repeats are on the timeline only. Repeats with the same
+    # contact are serialised by _lock_and_find_repeat's lock, so they cannot both see "none recent".
+    recent = LeadEvent.objects.filter(
+        lead_id=lead.id, kind=TimelineKind.REPEAT, created_at__gte=event.created_at - REPEAT_NOTIFY_INTERVAL
+    ).exclude(id=event.id)
+    if recent.filter(data__notified=True).exists():
+        return
+    LeadEvent.objects.filter(id=event.id).update(data={**event.data, "notified": True})
     notify(
         event_type="repeat_lead",
         key=f"lead:{lead.id}:repeat:{event.id}",

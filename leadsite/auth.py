@@ -7,8 +7,10 @@ rate limit 429 with Retry-After, a browser origin the key does not allow 403.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from ninja.errors import AuthorizationError, HttpError
 from ninja.security import APIKeyHeader
@@ -22,6 +24,22 @@ class RateLimited(HttpError):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(429, "rate limit exceeded for this API key")
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the address the
+    outermost trusted proxy saw (X-Forwarded-For, counted from the right: only our proxies' entries
+    can be trusted, a client can put anything on the left)."""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies:
+        hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+        if len(hops) >= proxies:
+            try:
+                # It is stored as the consent IP (an inet column): an address or nothing.
+                return str(ipaddress.ip_address(hops[-proxies]))
+            except ValueError:
+                pass
+    return request.META.get("REMOTE_ADDR", "")
 
 
 def origin_is_same_site(request: HttpRequest, origin: str) -> bool:
@@ -48,9 +66,11 @@ class ApiKeyAuth(APIKeyHeader):
         origin = request.headers.get("Origin")
         if origin and origin not in api_key.allowed_origins and not origin_is_same_site(request, origin):
             raise AuthorizationError(message=f"origin {origin} is not allowed for this API key")
-        retry_after = rate_limit_check(key=api_key)
+        retry_after, ticket = rate_limit_check(key=api_key, client=client_address(request))
         if retry_after is not None:
             raise RateLimited(retry_after)
+        # leadsite.middleware settles it once the response says whether the request was rejected.
+        request.rate_limit_ticket = ticket  # type: ignore[attr-defined]
         request.api_key = api_key  # type: ignore[attr-defined]
         return api_key
 

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,10 +18,11 @@ from django.utils import timezone
 from leadsite.models import ApiKey, Scope
 
 KEY_CACHE_SECONDS = 60
-# Each process also keeps keys it has just seen in memory for a few seconds: auth then costs no
-# network round trip on the hot path. A revoked or edited key stops working everywhere within
-# this many seconds.
-KEY_LOCAL_SECONDS = 10
+# Each process also keeps keys it has just seen in memory for a second: auth then costs no network
+# round trip on the hot path. A revoked or edited key stops working everywhere within this time:
+# the shared entries are checked against a generation that every invalidation bumps (after commit).
+KEY_LOCAL_SECONDS = 1
+KEY_GENERATION_CACHE_KEY = "apikey:v1:generation"
 _KEY_LOCAL_MAX = 1000
 _local_keys: dict[str, tuple[float, dict]] = {}
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -89,9 +91,31 @@ def api_key_create(
 
 
 def api_key_invalidate(*, prefix: str) -> None:
-    _local_keys.pop(prefix, None)
-    cache.delete(_key_cache_key(prefix))
-    cache.delete(ALLOWED_ORIGINS_CACHE_KEY)
+    """Forget a changed or revoked key everywhere, once the change has committed.
+
+    Inside a transaction (the admin's), invalidating at once would let a concurrent request re-cache
+    the old row before the commit; so it runs on commit, and bumps the generation as well as deleting
+    the entry: an entry a request cached from a read that began before the bump is stale by its
+    generation even if it was written after the delete."""
+
+    def invalidate() -> None:
+        _local_keys.pop(prefix, None)
+        cache.add(KEY_GENERATION_CACHE_KEY, 0, timeout=None)
+        try:
+            cache.incr(KEY_GENERATION_CACHE_KEY)
+        except ValueError:  # evicted between add and incr
+            cache.set(KEY_GENERATION_CACHE_KEY, 1, timeout=None)
+        cache.delete_many([_key_cache_key(prefix), ALLOWED_ORIGINS_CACHE_KEY])
+
+    transaction.on_commit(invalidate)
+
+
+def api_key_revoke(*, prefix: str) -> int:
+    """Deactivate a key; it stops authenticating in every process within about a second."""
+    with transaction.atomic():
+        updated = ApiKey.objects.filter(prefix=prefix).update(is_active=False)
+        api_key_invalidate(prefix=prefix)
+    return updated
 
 
 def api_key_authenticate(raw_key: str | None) -> AuthenticatedKey | None:
@@ -102,13 +126,24 @@ def api_key_authenticate(raw_key: str | None) -> AuthenticatedKey | None:
     cache_key = _key_cache_key(prefix)
     now = time.monotonic()
     local = _local_keys.get(prefix)
-    cached = local[1] if local is not None and local[0] > now else cache.get(cache_key)
+    generation = 0
+    if local is not None and local[0] > now:
+        cached = local[1]
+    else:
+        shared = cache.get_many([cache_key, KEY_GENERATION_CACHE_KEY])
+        generation = shared.get(KEY_GENERATION_CACHE_KEY, 0)
+        cached = shared.get(cache_key)
+        if cached is not None and cached.get("generation") != generation:
+            cached = None  # cached before a key was changed or revoked
     if cached is None:
+        # `generation` was read before the row: if the key changes after this read, the bump makes
+        # what we cache here stale.
         row = ApiKey.objects.filter(prefix=prefix, is_active=True).first()
         cached = (
-            {"missing": True}
+            {"missing": True, "generation": generation}
             if row is None
             else {
+                "generation": generation,
                 "id": row.id,
                 "name": row.name,
                 "prefix": row.prefix,
@@ -154,29 +189,75 @@ def _touch_last_used(cached: dict) -> None:
         ApiKey.objects.filter(id=cached["id"]).update(last_used_at=timezone.now())
 
 
-def rate_limit_check(*, key: AuthenticatedKey, now: float | None = None) -> int | None:
-    """Count one request against the key's per-minute limit.
+@dataclass(frozen=True)
+class RateLimitTicket:
+    """What a request counted, so a rejected one can be settled after the response (rate_limit_settle)."""
 
-    Returns None when allowed, or the seconds until the window resets when over the limit.
-    A fixed one-minute window in the shared cache (atomic INCR on Redis): simple, shared by all
-    web processes, and cheap. If the cache is down the request is allowed.
-    """
-    if key.rate_limit <= 0:
-        return None
-    now = time.time() if now is None else now
-    window = int(now // 60)
-    counter = f"ratelimit:{key.id}:{window}"
+    key_id: int
+    client: str
+    window: int
+
+
+def _incr(counter: str) -> int | None:
+    """INCR a one-minute counter (created at 0 if missing); None when the cache is down."""
     cache.add(counter, 0, timeout=120)
     try:
-        count = cache.incr(counter)
+        return cache.incr(counter)
     except ValueError:  # expired between add and incr
         cache.add(counter, 1, timeout=120)
-        count = 1
-    if count is None:
-        return None
-    if count > key.rate_limit:
-        return max(1, int((window + 1) * 60 - now) + 1)
-    return None
+        return 1
+
+
+def _client_limit(key: AuthenticatedKey) -> int:
+    # A key with browser origins is public (it sits in a web page): no one address may use more than
+    # a small share of it. A server-to-server key is a secret and its one client may use all of it.
+    if key.allowed_origins:
+        return min(key.rate_limit, settings.API_CLIENT_RATE_PER_MINUTE)
+    return key.rate_limit
+
+
+def rate_limit_check(
+    *, key: AuthenticatedKey, client: str, now: float | None = None
+) -> tuple[int | None, RateLimitTicket | None]:
+    """Count one request from `client` (an address) against the key's per-minute limits.
+
+    Returns (None, ticket) when allowed, or (seconds until the window resets, None) when not. Fixed
+    one-minute windows in the shared cache (atomic INCR on Redis), three counters:
+    - the client's rejected requests (RATE_LIMIT_REJECTED_PER_MINUTE, counted by rate_limit_settle):
+      an address sending junk is stopped early, and only that address;
+    - the client's requests to this key (all of the key's limit for a secret key, a share of it for a
+      public one): one address cannot use up the key;
+    - the key's requests from everyone: the key's own limit. A request that turns out rejected gives
+      its slot back (rate_limit_settle), so junk can never starve valid leads.
+    If the cache is down the request is allowed.
+    """
+    if key.rate_limit <= 0:
+        return None, None
+    now = time.time() if now is None else now
+    window = int(now // 60)
+    retry_after = max(1, int((window + 1) * 60 - now) + 1)
+    rejected = cache.get(f"ratelimit:{key.id}:rejected:{client}:{window}")
+    if rejected is not None and rejected >= settings.RATE_LIMIT_REJECTED_PER_MINUTE:
+        return retry_after, None
+    client_count = _incr(f"ratelimit:{key.id}:client:{client}:{window}")
+    if client_count is not None and client_count > _client_limit(key):
+        return retry_after, None
+    count = _incr(f"ratelimit:{key.id}:{window}")
+    if count is not None and count > key.rate_limit:
+        return retry_after, None
+    return None, RateLimitTicket(key_id=key.id, client=client, window=window)
+
+
+def rate_limit_settle(*, ticket: RateLimitTicket, rejected: bool) -> None:
+    """After the response: a rejected request (4xx) gives its slot in the key's budget back and counts
+    against its client's rejected budget instead."""
+    if not rejected:
+        return
+    try:
+        cache.decr(f"ratelimit:{ticket.key_id}:{ticket.window}")
+    except ValueError:  # the window's counter expired meanwhile: nothing to give back
+        pass
+    _incr(f"ratelimit:{ticket.key_id}:rejected:{ticket.client}:{ticket.window}")
 
 
 ALLOWED_ORIGINS_CACHE_KEY = "apikey:v1:all-origins"

@@ -328,6 +328,14 @@ API_LOGS_MAX_BODY_BYTES = 1024 * 1024
 # Django's own guard for bodies without a Content-Length; the middleware enforces the per-path limits.
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_LOGS_MAX_BODY_BYTES
 
+# --- Abuse limits (leadsite.services.rate_limit_check) -------------------------------------------
+# Requests per minute one client address may make with a public key (one with browser origins).
+API_CLIENT_RATE_PER_MINUTE = env_int("API_CLIENT_RATE_PER_MINUTE", 10, minimum=1)
+# Rejected (4xx) requests per minute after which a client address is refused until the minute ends.
+RATE_LIMIT_REJECTED_PER_MINUTE = env_int("RATE_LIMIT_REJECTED_PER_MINUTE", 20, minimum=1)
+# Proxies in front of gunicorn that append to X-Forwarded-For (0: the client is REMOTE_ADDR).
+TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+
 # --- CORS: the allowed origins are per API key (leadsite.auth.cors_allows_request) ----------
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_HEADERS = (
@@ -344,6 +352,24 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# HTTPS: on by default outside debug (`manage.py check --deploy` is clean); each can be turned off
+# for a plain-HTTP setup such as the test suite's local gunicorn (the Makefile's `test` does).
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+# Off unless asked: the preload list is hard to leave (check --deploy warns, security.W021, until set).
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+# Load balancers probe health over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
+# Behind a TLS-terminating proxy: the header it sets, e.g. X-Forwarded-Proto (its value must be https).
+# Only set this when the proxy always sets or strips that header, or clients could claim HTTPS.
+_proxy_ssl_header = env_str("DJANGO_SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Flash messages (the admin's new API key among them) live in the session, never in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

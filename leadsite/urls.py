@@ -11,3 +11,6 @@ urlpatterns = [
     path("slack/interactions", slack_interactions, name="slack-interactions"),
     path("form/example/", form_example, name="form-example"),
 ]
+
+# /api/ paths no route matches answer JSON {"detail": "Not Found"} (Django's HTML page elsewhere).
+handler404 = "leadsite.api.not_found"

@@ -17,6 +17,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from leadsite.auth import api_key, staff_or_key
 from leadsite.context import is_well_formed_request_id
+from leadsite.schemas import ErrorOut, UtcDatetime
 from logs.handler import MAX_MESSAGE_CHARS, STATS, detect_service
 from logs.selectors import LEVELS, LogFilters, log_entries_page, parse_level
 from logs.services import LogRow, log_entries_write
@@ -53,7 +54,8 @@ class LogEntryIn(BaseModel):
         # which PostgreSQL stores but Python cannot read back (every list showing it would fail).
         if value < now - timedelta(days=settings.LOG_RETENTION_DAYS):
             raise ValueError(f"timestamp is older than the {settings.LOG_RETENTION_DAYS}-day retention period")
-        return value
+        # PostgreSQL refuses offsets beyond +-15:59 (+20:00 is valid ISO 8601): store UTC.
+        return value.astimezone(UTC)
 
     @field_validator("level")
     @classmethod
@@ -89,10 +91,6 @@ class RejectedEntry(Schema):
 class LogBatchOut(Schema):
     accepted: int
     rejected: list[RejectedEntry]
-
-
-class ErrorOut(Schema):
-    detail: str
 
 
 def _entry_errors(error: PydanticValidationError) -> list[dict[str, str]]:
@@ -181,8 +179,8 @@ class LogQuery(Schema):
     q: str = Field("", description='full text (PostgreSQL web-search syntax: words, "phrases", -not)')
     level: str | None = Field(None, description="minimum level: debug, info, warning, error, critical")
     service: str = ""
-    since: datetime | None = None
-    until: datetime | None = None
+    since: UtcDatetime | None = None
+    until: UtcDatetime | None = None
     request_id: str = ""
     lead_id: str = ""
     cursor: str | None = Field(None, description="next_cursor of the previous page")

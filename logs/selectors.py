@@ -40,7 +40,7 @@ def parse_level(value: str | int) -> int:
 
 
 def without_nul(value: str) -> str:
-    """Stored text never holds NUL (logs.services.clean_text strips it; PostgreSQL refuses it as a
+    """Stored text never holds NUL (leadsite.storable strips it; PostgreSQL refuses it as a
     parameter): a filter value is compared the same way."""
     return value.replace("\x00", "")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -12,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
+from leadsite.storable import storable_json, storable_text
 from logs.handler import MAX_EXCEPTION_CHARS, MAX_MESSAGE_CHARS
 from logs.models import ErrorSpikeAlert, LenientJSONEncoder, LogEntry
 
@@ -42,47 +42,8 @@ _COPY_SQL = f"COPY {LogEntry._meta.db_table} ({', '.join(_COLUMNS)}) FROM STDIN"
 _ENCODER = LenientJSONEncoder(ensure_ascii=False)
 
 
-MAX_CONTEXT_DEPTH = 20
-
-
-def clean_text(value: str, limit: int | None = None) -> str:
-    """`value` as PostgreSQL can store it: no NUL (text and jsonb cannot hold one), no lone surrogate
-    (not encodable as UTF-8), at most `limit` characters. One bad string must not lose a whole batch."""
-    if "\x00" in value:
-        value = value.replace("\x00", "")
-    if limit is not None:
-        value = value[:limit]
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            value = value.encode(errors="replace").decode()
-    return value
-
-
-def clean_context(value: Any, depth: int = 0) -> Any:
-    """A JSON value PostgreSQL accepts: strings (keys too) cleaned, NaN/Infinity as strings, anything
-    JSON has no type for as the encoder's text for it (ISO dates, repr), nesting capped."""
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if depth >= MAX_CONTEXT_DEPTH:
-        return clean_text(repr(value), MAX_MESSAGE_CHARS)
-    if isinstance(value, dict):
-        return {
-            clean_text(key if isinstance(key, str) else str(key)): clean_context(item, depth + 1)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [clean_context(item, depth + 1) for item in value]
-    return clean_text(str(_ENCODER.default(value)), MAX_MESSAGE_CHARS)
-
-
 def _context_json(context: dict[str, Any]) -> str:
-    return _ENCODER.encode(clean_context(context))
+    return _ENCODER.encode(storable_json(context))
 
 
 def _clean_row(row: LogRow) -> tuple:
@@ -90,24 +51,23 @@ def _clean_row(row: LogRow) -> tuple:
     return (
         row.time,
         row.level,
-        clean_text(row.level_name, 16),
-        clean_text(row.service, 64),
-        clean_text(row.logger, 200),
-        clean_text(row.event, 100),
-        clean_text(row.message, MAX_MESSAGE_CHARS),
+        storable_text(row.level_name, 16),
+        storable_text(row.service, 64),
+        storable_text(row.logger, 200),
+        storable_text(row.event, 100),
+        storable_text(row.message, MAX_MESSAGE_CHARS),
         _context_json(row.context),
-        clean_text(row.request_id, 128),
-        clean_text(row.lead_id, 64),
-        clean_text(row.exception, MAX_EXCEPTION_CHARS),
-        clean_text(row.host, 255),
+        storable_text(row.request_id, 128),
+        storable_text(row.lead_id, 64),
+        storable_text(row.exception, MAX_EXCEPTION_CHARS),
+        storable_text(row.host, 255),
         row.process,
     )
 
 
 def log_entries_write(rows: list[LogRow], *, using: str = "default") -> int:
     """Insert `rows` in one statement: COPY on PostgreSQL (several times faster than a multi-row
-    INSERT for big batches), bulk_create elsewhere. Every text is cleaned first (clean_text,
-    clean_context): both the API and the CentralLogHandler write through here. Returns the number written."""
+    INSERT for big batches), bulk_create elsewhere. Every text is made storable first (leadsite.storable): both the API and the CentralLogHandler write through here. Returns the number written."""
     if not rows:
         return 0
     connection = connections[using]

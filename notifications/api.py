@@ -7,7 +7,7 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 from ninja.errors import HttpError
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from leadsite.auth import api_key
 from notifications.alerts import alert_raise
@@ -20,12 +20,6 @@ class AlertIn(Schema):
     message: str = Field(min_length=1, max_length=2000)
     severity: Literal["info", "warning", "critical"] = "warning"
     source: str = Field(default="", max_length=100)
-
-    @field_validator("message", "source", mode="before")
-    @classmethod
-    def _strip_nul(cls, value: object) -> object:
-        # PostgreSQL text cannot hold NUL bytes; stripped before the length checks (a lone NUL is empty: 422).
-        return value.replace("\x00", "") if isinstance(value, str) else value
 
 
 class AlertOut(Schema):

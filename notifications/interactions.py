@@ -8,7 +8,6 @@ holds the answer up.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from django.db import transaction
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from leadsite.storable import parse_json_body
 from notifications.models import Delivery, EventType, StaffProfile
 from notifications.templates import CLAIM_ACTION_ID
 
@@ -137,7 +137,8 @@ def _respond_later(response_url: str, text: str) -> None:
 
 
 def parse_form_payload(raw: str) -> dict[str, Any]:
-    data = json.loads(raw)
+    # InvalidJson is a ValueError: bad, too deep or NaN-laden JSON is the view's 400 like any other.
+    data = parse_json_body(raw.encode("utf-8", "surrogatepass"), allow_nan=False)
     if not isinstance(data, dict):
         raise ValueError("payload is not an object")
     return data

@@ -7,7 +7,6 @@ comma-separated secrets so a secret can be rotated without dropping events.
 
 from __future__ import annotations
 
-import json
 import logging
 from decimal import Decimal
 from typing import Any
@@ -16,6 +15,7 @@ import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from leadsite.storable import InvalidJson, parse_json_body, storable_json
 from notifications.models import EventType, Payment, StripeEvent
 from notifications.services import notify
 
@@ -42,14 +42,17 @@ def stripe_event_verify(*, body: bytes, signature_header: str | None) -> dict[st
     payload = body.decode("utf-8", errors="replace")
     for secret in _secrets():
         try:
-            stripe.Webhook.construct_event(payload, signature_header, secret, tolerance=TOLERANCE_SECONDS)
+            # Signature only: stripe's construct_event would also build an object from the body, and
+            # fails with a 500 on a signed body that is not a JSON object ([], "x", null).
+            stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance=TOLERANCE_SECONDS)
         except stripe.SignatureVerificationError:
             continue
-        except ValueError as exc:  # signed, but not JSON
+        try:
+            event = parse_json_body(body)
+        except InvalidJson as exc:  # signed, but not JSON we accept
             raise InvalidSignature(f"invalid payload: {exc}") from exc
-        event = json.loads(payload)
-        if not isinstance(event, dict) or not event.get("id"):
-            raise InvalidSignature("not a Stripe event")
+        if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event["id"]:
+            raise InvalidSignature("not a Stripe event: the body must be an object with a string id")
         return event
     raise InvalidSignature("no valid signature for the configured secrets")
 
@@ -60,17 +63,6 @@ class MalformedEvent(ValueError):
 
 # Payment.amount is max_digits=14, decimal_places=2.
 _MAX_AMOUNT = Decimal(10) ** 12
-
-
-def _clean(value: Any) -> Any:
-    """The event with NUL bytes and lone surrogates removed from every string (PostgreSQL stores neither)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
 
 
 def _text(obj: dict[str, Any], key: str) -> str:
@@ -161,7 +153,7 @@ def stripe_event_process(*, event: dict[str, Any]) -> tuple[str, Payment | None]
     """Record a verified event once, and its payment once. Returns ("recorded" | "duplicate" |
     "ignored", payment); "duplicate" is a redelivered event or another event about a recorded payment.
     Raises MalformedEvent for a handled type whose object is malformed (nothing is stored)."""
-    event = _clean(event)
+    event = storable_json(event)
     fields = _parse(event)
     if fields is None:
         return "ignored", None

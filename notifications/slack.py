@@ -378,4 +378,8 @@ def verify_request(*, body: bytes, headers: Mapping[str, str]) -> bool:
     secret = settings.SLACK_SIGNING_SECRET
     if not secret:
         return False
+    # slack_sdk int()s the timestamp header unchecked: "abc", "1.5" or "" would be a 500, not a 401.
+    timestamp = headers.get("X-Slack-Request-Timestamp") or ""
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return False
     return SignatureVerifier(signing_secret=secret).is_valid_request(body, dict(headers))

@@ -12,8 +12,10 @@ from typing import Literal
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Router, Schema
+from pydantic import StrictBool, StrictFloat, StrictInt
 
 from leadsite.auth import staff_or_key
+from leadsite.schemas import IsoDate
 from valuation.engine import PropertyFacts
 from valuation.services import valuation_json
 
@@ -21,23 +23,25 @@ router = Router(tags=["valuation"])
 
 
 class ValuationIn(Schema):
-    latitude: float = Field(..., ge=-90, le=90)
-    longitude: float = Field(..., ge=-180, le=180)
-    living_area_sqft: int = Field(..., ge=100, le=100_000)
-    beds: int = Field(..., ge=0, le=50)
-    baths: float = Field(..., ge=0, le=50)
-    year_built: int = Field(..., ge=1700, le=2100)
-    lot_sqft: int = Field(..., ge=0, le=100_000_000)
+    # Strict numbers and booleans: a service sends JSON numbers, and `true` or "12" is not one in the
+    # published schema (pydantic would otherwise read true as 1).
+    latitude: StrictFloat = Field(..., ge=-90, le=90)
+    longitude: StrictFloat = Field(..., ge=-180, le=180)
+    living_area_sqft: StrictInt = Field(..., ge=100, le=100_000)
+    beds: StrictInt = Field(..., ge=0, le=50)
+    baths: StrictFloat = Field(..., ge=0, le=50)
+    year_built: StrictInt = Field(..., ge=1700, le=2100)
+    lot_sqft: StrictInt = Field(..., ge=0, le=100_000_000)
     property_type: Literal["sfr", "townhouse"]
-    building_grade: int | None = Field(
+    building_grade: StrictInt | None = Field(
         None, ge=1, le=13, description="assessor grade 1..13; estimated from neighbours when absent"
     )
-    waterfront: bool | None = None
+    waterfront: StrictBool | None = None
     location_precision: Literal["rooftop", "interpolated", "zip_centroid", "manual"] | None = Field(
         None, description="zip_centroid: only the ZIP code's centre is known (wider range, lower confidence)"
     )
     address: str | None = Field(None, max_length=500, description="for your reference; not geocoded here")
-    as_of: dt.date | None = Field(None, description="value as of this day using only earlier sales; default today")
+    as_of: IsoDate | None = Field(None, description="value as of this day using only earlier sales; default today")
 
 
 class CompOut(Schema):

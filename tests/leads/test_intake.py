@@ -186,7 +186,7 @@ def test_repeat_within_30_days_returns_existing_id_and_records_a_touch(post_lead
     }
     response = post_lead(again)
     assert response.status_code == 200
-    assert response.json() == {"id": first, "status": "new", "duplicate": True}
+    assert response.json() == {"id": first, "duplicate": True}
     assert Lead.objects.count() == 1
     repeat = LeadEvent.objects.get(lead_id=first, kind="repeat")
     assert repeat.message == "Submitted again from Example form"

@@ -1,0 +1,52 @@
+"""A key revoked in the admin stops working in every web process within about a second."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+
+def _status(base_url: str, key: str) -> int:
+    request = urllib.request.Request(f"{base_url}/api/leads?limit=1", headers={"X-Api-Key": key})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.timeout(120)
+def test_revoking_a_key_in_the_admin_bites_in_every_process_within_a_second(
+    web_server, make_api_key, client, django_user_model
+) -> None:
+    from leadsite.models import ApiKey
+
+    key = make_api_key("leads:read", name="crm")
+    servers = [web_server(), web_server()]  # two gunicorn processes, each with its own memory cache
+    for base in servers:
+        # Warm both processes' caches (memory and Redis) with the active key.
+        assert [_status(base, key) for _ in range(3)] == [200, 200, 200]
+
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123")
+    client.force_login(admin)
+    row = ApiKey.objects.get(name="crm")
+    response = client.post(
+        f"/admin/leadsite/apikey/{row.pk}/change/",
+        {"name": "crm", "scopes": ["leads:read"], "allowed_origins": "", "rate_limit": "0"},  # is_active off
+    )
+    assert response.status_code == 302
+    revoked_at = time.monotonic()
+    assert not ApiKey.objects.get(pk=row.pk).is_active
+
+    pending = set(servers)
+    while pending and time.monotonic() - revoked_at < 10:
+        pending = {base for base in pending if _status(base, key) != 401}
+        time.sleep(0.05)
+    took = time.monotonic() - revoked_at
+    assert not pending, "a process still accepted the revoked key after 10 s"
+    assert took < 1.5, f"revocation took {took:.2f} s to reach every process"
+    for base in servers:
+        assert {_status(base, key) for _ in range(5)} == {401}
