@@ -25,7 +25,7 @@ from grading.services import OfferTerms, offer_create, offer_set_status
 from leads.models import Lead
 from leadsite.auth import staff_or_key
 from leadsite.context import lead_id_var
-from leadsite.parser import strip_nul
+from leadsite.storable import storable_json
 
 router = Router(tags=["offers"])
 
@@ -129,7 +129,7 @@ def _validated(request: HttpRequest, model: type[BaseModel]) -> Any:
     if not isinstance(data, dict):
         raise ValidationError({"__all__": ["the body must be a JSON object"]})
     try:
-        return model.model_validate(strip_nul(data))
+        return model.model_validate(storable_json(data))  # NUL and lone surrogates out; Decimals as exact text
     except PydanticValidationError as exc:
         errors: dict[str, list[str]] = {}
         for error in exc.errors(include_input=False, include_url=False):
