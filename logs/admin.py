@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.core.paginator import Paginator
+from django.db import connections
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from logs.models import ErrorSpikeAlert, Level, LogEntry
-from logs.selectors import lead_journey_filter, text_filter, without_nul
+from logs.models import Level, LogEntry
+from logs.selectors import lead_journey_filter, text_filter, text_search_window_start, without_nul
 
 COUNT_CAP = 10_000
 
@@ -97,7 +98,21 @@ class LogEntryAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[LogEntry], search_term: str
     ) -> tuple[QuerySet[LogEntry], bool]:
-        return text_filter(queryset, search_term), False
+        # The level and service list filters are already on `queryset`; the text condition repeats
+        # them as GIN terms (see text_filter).
+        level = request.GET.get(MinimumLevelFilter.parameter_name, "")
+        matches = text_filter(
+            queryset,
+            search_term,
+            service=request.GET.get(ServiceFilter.parameter_name, ""),
+            level=int(level) if level.isascii() and level.isdigit() else None,
+        )
+        if matches is queryset or connections[queryset.db].vendor != "postgresql":
+            return matches, False
+        # The list pages by OFFSET and counts up to COUNT_CAP: only the newest span holding that many
+        # matches can appear in it, so the count and the pages read only that span's partitions.
+        start = text_search_window_start(matches, need=COUNT_CAP + 1)
+        return (matches if start is None else matches.filter(time__gte=start)), False
 
     @admin.display(description="level", ordering="level")
     def level_badge(self, obj: LogEntry) -> str:
@@ -131,15 +146,3 @@ class LogEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: LogEntry | None = None) -> bool:
         return False  # retention (LOG_RETENTION_DAYS) is the only way entries go
-
-
-@admin.register(ErrorSpikeAlert)
-class ErrorSpikeAlertAdmin(admin.ModelAdmin):
-    list_display = ("window_start", "error_count", "threshold", "created_at")
-    readonly_fields = ("window_start", "error_count", "threshold", "created_at")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: ErrorSpikeAlert | None = None) -> bool:
-        return False

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.core.exceptions import ValidationError
-from django.db import connections
-from django.db.models import BooleanField, Q, QuerySet
+from django.db import connections, transaction
+from django.db.models import BooleanField, Max, Min, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
@@ -45,20 +47,40 @@ def without_nul(value: str) -> str:
     return value.replace("\x00", "")
 
 
-def text_filter(queryset: QuerySet[LogEntry], query: str) -> QuerySet[LogEntry]:
+def _lexeme(value: str) -> str:
+    """A tsquery literal matching exactly one lexeme (quotes doubled, backslashes escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _level_terms(level: int | None) -> list[str]:
+    return [f"lvl:{value}" for value in sorted(LEVELS.values()) if level is not None and value >= level]
+
+
+def text_filter(
+    queryset: QuerySet[LogEntry], query: str, *, service: str = "", level: int | None = None
+) -> QuerySet[LogEntry]:
     """Full text on PostgreSQL (the generated `search` tsvector, GIN-indexed; web-search syntax: words are
-    ANDed, "quoted phrases", -excluded); a plain case-insensitive substring match elsewhere."""
+    ANDed, "quoted phrases", -excluded); a plain case-insensitive substring match elsewhere.
+
+    `service` and `level` (the caller filters on them too) are added to the tsquery as the `svc:…` and
+    `lvl:…` lexemes the store puts in every row's tsvector (migration 0003): the GIN index then
+    intersects the word's posting list with the service's and the levels', and a word that never
+    occurs in that service costs no heap reads at all. (Only the five standard levels have terms: an
+    entry at a custom level such as 25 is found by text only without a level filter.)"""
     query = without_nul(query).strip()
     if not query:
         return queryset
     if connections[queryset.db].vendor == "postgresql":
-        return queryset.filter(
-            RawSQL(
-                "search @@ websearch_to_tsquery('simple'::regconfig, %s)",
-                (query,),
-                output_field=BooleanField(),
-            )
-        )
+        sql = "search @@ (websearch_to_tsquery('simple'::regconfig, %s)"
+        params: list[str] = [query]
+        if service:
+            sql += " && %s::tsquery"
+            params.append(_lexeme(f"svc:{without_nul(service)}"))
+        terms = _level_terms(level)
+        if terms:  # none above CRITICAL: then level__gte alone already matches nothing
+            sql += " && %s::tsquery"
+            params.append("(" + " | ".join(_lexeme(term) for term in terms) + ")")
+        return queryset.filter(RawSQL(sql + ")", params, output_field=BooleanField()))
     return queryset.filter(Q(message__icontains=query) | Q(event__icontains=query))
 
 
@@ -88,7 +110,7 @@ def log_entries_filter(filters: LogFilters, queryset: QuerySet[LogEntry] | None 
         qs = qs.filter(time__gte=filters.since)
     if filters.until:
         qs = qs.filter(time__lt=filters.until)
-    return text_filter(qs, filters.q)
+    return text_filter(qs, filters.q, service=service, level=filters.level)
 
 
 def encode_cursor(entry: LogEntry) -> str:
@@ -107,24 +129,117 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise ValidationError({"cursor": "invalid cursor"}) from None
 
 
+# Text searches walk back (or forward) through time in windows that grow by WINDOW_GROWTH, starting
+# at FIRST_WINDOW. See `text_windows` for why.
+FIRST_WINDOW = timedelta(hours=1)
+WINDOW_GROWTH = 8
+
+
+def store_time_bounds(using: str = "default") -> tuple[datetime, datetime] | None:
+    """Oldest and newest entry time in one query (PostgreSQL answers min/max from the time index of
+    each partition)."""
+    bounds = LogEntry.objects.using(using).aggregate(oldest=Min("time"), newest=Max("time"))
+    if bounds["oldest"] is None:
+        return None
+    return bounds["oldest"], bounds["newest"]
+
+
+def text_windows(
+    *, since: datetime | None, until: datetime | None, oldest_first: bool
+) -> Iterator[tuple[datetime, datetime]]:
+    """Half-open time windows [start, end) covering [since, until) (or the whole store), nearest the
+    reading end first, each WINDOW_GROWTH times longer than the one before.
+
+    Why windows: a full-text match can be common (then the newest hour already fills a page) or
+    rare or absent (then only the GIN index, asked about every day, can say so quickly). A single
+    ORDER BY time LIMIT query makes PostgreSQL bet on one plan from its guess of the word's
+    frequency: for a word (or a word-and-service pair) it believes common it walks the time index
+    hoping to meet matches, which for a rare or absent one means reading every row (330-520 ms at 1M
+    rows before this, seconds at 20M). So each window is read through the GIN index only
+    (`gin_only`): it costs the matches inside the window, a common word stops after the first small
+    window, and a rare or absent one costs one GIN lookup per day partition in a handful of queries
+    (1 h, 8 h, 64 h, 512 h, ... back)."""
+    bounds = store_time_bounds()
+    if bounds is None:
+        return
+    low = max(since, bounds[0]) if since else bounds[0]
+    newest = bounds[1] + timedelta(microseconds=1)
+    high = min(until, newest) if until else newest
+    length = FIRST_WINDOW
+    if oldest_first:
+        start = low
+        while start < high:
+            end = min(start + length, high)
+            yield start, end
+            start, length = end, length * WINDOW_GROWTH
+    else:
+        end = high
+        while end > low:
+            start = max(end - length, low)
+            yield start, end
+            end, length = start, length * WINDOW_GROWTH
+
+
+@contextmanager
+def gin_only(using: str = "default") -> Iterator[None]:
+    """Inside: the planner may not walk an index in time order or scan a table, so a text condition
+    is answered by a bitmap scan of the GIN index (plus any B-tree bitmap it cares to AND in), whose
+    cost follows the number of matches, not of rows. SET LOCAL ends with the transaction."""
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off")
+        yield
+
+
 def log_entries_page(
     filters: LogFilters, *, cursor: str | None = None, limit: int = 100, oldest_first: bool = False
 ) -> tuple[list[LogEntry], str | None]:
     """One page of matching entries, newest first (or oldest first for reading a journey), and the
     cursor of the next page. Keyset pagination on (time, id): no OFFSET and no COUNT(*), so page 1000
-    costs what page 1 does on millions of rows."""
+    costs what page 1 does on millions of rows. A full-text search on PostgreSQL reads time windows
+    (`text_windows`) through the GIN index until the page is full."""
     qs = log_entries_filter(filters)
+    since, until = filters.since, filters.until
     if cursor:
         time, pk = decode_cursor(cursor)
         if oldest_first:
             qs = qs.filter(time__gte=time).exclude(time=time, id__lte=pk)
+            since = max(since, time) if since else time
         else:
             qs = qs.filter(time__lte=time).exclude(time=time, id__gte=pk)
+            bound = time + timedelta(microseconds=1)
+            until = min(until, bound) if until else bound
     qs = qs.order_by("time", "id") if oldest_first else qs.order_by("-time", "-id")
-    entries = list(qs[: limit + 1])
+    if _windowed(filters, qs):
+        entries: list[LogEntry] = []
+        windows = text_windows(since=since, until=until, oldest_first=oldest_first)
+        with gin_only(qs.db):
+            for start, end in windows:
+                entries += qs.filter(time__gte=start, time__lt=end)[: limit + 1 - len(entries)]
+                if len(entries) > limit:
+                    break
+    else:
+        entries = list(qs[: limit + 1])
     if len(entries) > limit:
         return entries[:limit], encode_cursor(entries[limit - 1])
     return entries, None
+
+
+def _windowed(filters: LogFilters, qs: QuerySet[LogEntry]) -> bool:
+    return bool(without_nul(filters.q).strip()) and connections[qs.db].vendor == "postgresql"
+
+
+def text_search_window_start(queryset: QuerySet[LogEntry], *, need: int) -> datetime | None:
+    """For a list that pages by OFFSET over a full-text search (the admin): the start of the newest
+    time span holding at least `need` matches of `queryset`, or None when all of them are fewer.
+    Restricting the list to `time >= start` keeps its count and its pages inside that span (see
+    `text_windows`)."""
+    found = 0
+    with gin_only(queryset.db):
+        for start, end in text_windows(since=None, until=None, oldest_first=False):
+            found += queryset.filter(time__gte=start, time__lt=end).order_by()[: need - found].count()
+            if found >= need:
+                return start
+    return None
 
 
 def lead_journey_url(lead_id: object) -> str:
