@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, transaction
-from django.db.models import BooleanField, Max, Min, Q, QuerySet
+from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from logs.models import LogEntry
@@ -102,9 +104,13 @@ def log_entries_filter(filters: LogFilters, queryset: QuerySet[LogEntry] | None 
         qs = qs.filter(request_id=request_id)
     if lead_id:
         qs = qs.filter(lead_id=lead_id)
-    if filters.level is not None:
+    # With a text search on PostgreSQL, service and level are GIN terms of the text condition
+    # (text_filter); as B-tree conditions as well they would tempt the planner into a bitmap of every
+    # row of the service or level.
+    gin_terms = bool(without_nul(filters.q).strip()) and connections[qs.db].vendor == "postgresql"
+    if filters.level is not None and not (gin_terms and _level_terms(filters.level)):
         qs = qs.filter(level__gte=filters.level)
-    if service:
+    if service and not gin_terms:
         qs = qs.filter(service=service)
     if filters.since:
         qs = qs.filter(time__gte=filters.since)
@@ -131,26 +137,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 # Text searches walk back (or forward) through time in windows that grow by WINDOW_GROWTH, starting
 # at FIRST_WINDOW. See `text_windows` for why.
-FIRST_WINDOW = timedelta(hours=1)
+FIRST_WINDOW = timedelta(minutes=15)
 WINDOW_GROWTH = 8
-
-
-def store_time_bounds(using: str = "default") -> tuple[datetime, datetime] | None:
-    """Oldest and newest entry time in one query (PostgreSQL answers min/max from the time index of
-    each partition)."""
-    bounds = LogEntry.objects.using(using).aggregate(oldest=Min("time"), newest=Max("time"))
-    if bounds["oldest"] is None:
-        return None
-    return bounds["oldest"], bounds["newest"]
+# No entry is newer than this (POST /api/logs refuses timestamps further ahead; the handler stamps now).
+FUTURE_SKEW = timedelta(hours=1)
 
 
 def text_windows(
-    *, since: datetime | None, until: datetime | None, oldest_first: bool
-) -> Iterator[tuple[datetime, datetime]]:
-    """Half-open time windows [start, end) covering [since, until) (or the whole store), nearest the
-    reading end first, each WINDOW_GROWTH times longer than the one before.
+    *, since: datetime | None, until: datetime | None, oldest_first: bool, now: datetime | None = None
+) -> list[tuple[datetime | None, datetime | None]]:
+    """Half-open time windows [start, end) covering [since, until), nearest the reading end first,
+    each WINDOW_GROWTH times longer than the one before; None is an open end.
 
-    Why windows: a full-text match can be common (then the newest hour already fills a page) or
+    Why windows: a full-text match can be common (then the newest minutes already fill a page) or
     rare or absent (then only the GIN index, asked about every day, can say so quickly). A single
     ORDER BY time LIMIT query makes PostgreSQL bet on one plan from its guess of the word's
     frequency: for a word (or a word-and-service pair) it believes common it walks the time index
@@ -158,26 +157,45 @@ def text_windows(
     rows before this, seconds at 20M). So each window is read through the GIN index only
     (`gin_only`): it costs the matches inside the window, a common word stops after the first small
     window, and a rare or absent one costs one GIN lookup per day partition in a handful of queries
-    (1 h, 8 h, 64 h, 512 h, ... back)."""
-    bounds = store_time_bounds()
-    if bounds is None:
-        return
-    low = max(since, bounds[0]) if since else bounds[0]
-    newest = bounds[1] + timedelta(microseconds=1)
-    high = min(until, newest) if until else newest
+    (15 min, 2 h, 16 h, 5 days, 42 days back). Whatever is older than the retention window (entries
+    in the default partition, days not yet dropped) is one last open-ended window."""
+    now = now or timezone.now()
+    high = min(until, now + FUTURE_SKEW) if until else now + FUTURE_SKEW
+    windows: list[tuple[datetime | None, datetime | None]] = []
     length = FIRST_WINDOW
     if oldest_first:
-        start = low
-        while start < high:
-            end = min(start + length, high)
-            yield start, end
+        # Start where the entries start (a cheap ordered probe of each partition's time index).
+        oldest_qs = LogEntry.objects.filter(time__gte=since) if since else LogEntry.objects.all()
+        oldest = oldest_qs.order_by("time").values_list("time", flat=True).first()
+        if oldest is None or oldest >= high:
+            return []
+        start: datetime | None = since
+        end = oldest + length
+        while True:
+            end = min(end, high)
+            windows.append((start, end))
+            if end >= high:
+                return windows
             start, length = end, length * WINDOW_GROWTH
-    else:
-        end = high
-        while end > low:
-            start = max(end - length, low)
-            yield start, end
-            end, length = start, length * WINDOW_GROWTH
+            end = start + length
+    retained = now - timedelta(days=settings.LOG_RETENTION_DAYS + 1)
+    low = since if since else retained
+    end_: datetime = high
+    start_ = (min(until, now) if until else now) - length  # the first window also takes the future hour
+    while end_ > low:
+        start_ = max(start_, low)
+        windows.append((start_, end_))
+        end_, length = start_, length * WINDOW_GROWTH
+        start_ = end_ - length
+    if not since:
+        windows.append((None, min(retained, high)))  # the default partition, days not yet dropped
+    return windows
+
+
+def _in_window(queryset: QuerySet[LogEntry], start: datetime | None, end: datetime | None) -> QuerySet[LogEntry]:
+    if start is not None:
+        queryset = queryset.filter(time__gte=start)
+    return queryset if end is None else queryset.filter(time__lt=end)
 
 
 @contextmanager
@@ -214,7 +232,7 @@ def log_entries_page(
         windows = text_windows(since=since, until=until, oldest_first=oldest_first)
         with gin_only(qs.db):
             for start, end in windows:
-                entries += qs.filter(time__gte=start, time__lt=end)[: limit + 1 - len(entries)]
+                entries += _in_window(qs, start, end)[: limit + 1 - len(entries)]
                 if len(entries) > limit:
                     break
     else:
@@ -234,9 +252,10 @@ def text_search_window_start(queryset: QuerySet[LogEntry], *, need: int) -> date
     Restricting the list to `time >= start` keeps its count and its pages inside that span (see
     `text_windows`)."""
     found = 0
+    windows = text_windows(since=None, until=None, oldest_first=False)
     with gin_only(queryset.db):
-        for start, end in text_windows(since=None, until=None, oldest_first=False):
-            found += queryset.filter(time__gte=start, time__lt=end).order_by()[: need - found].count()
+        for start, end in windows:
+            found += _in_window(queryset, start, end).order_by()[: need - found].count()
             if found >= need:
                 return start
     return None

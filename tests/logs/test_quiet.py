@@ -42,9 +42,7 @@ def test_a_real_worker_keeps_routine_task_chatter_out_and_other_tasks_in(start_w
 
     # One worker process works in order: once ping's "succeeded" is stored, the relay runs were too.
     _wait_for(lambda: LogEntry.objects.filter(message__contains="leadsite.ping[", service="worker").count() >= 2)
-    ping_lines = list(
-        LogEntry.objects.filter(message__contains="leadsite.ping[").values_list("level_name", "message")
-    )
+    ping_lines = list(LogEntry.objects.filter(message__contains="leadsite.ping[").values_list("level_name", "message"))
     assert any(level == "INFO" and "received" in message for level, message in ping_lines), ping_lines
     assert any(level == "INFO" and "succeeded" in message for level, message in ping_lines), ping_lines
     assert list(LogEntry.objects.filter(message__contains="leads.relay_outbox").values_list("message", flat=True)) == []

@@ -89,16 +89,19 @@ def test_full_text_search_matches_words_in_message_and_event(client, make_api_ke
 
 
 @pytest.mark.django_db
-def test_full_text_search_uses_the_gin_index_on_postgresql(entries):
-    from logs.selectors import LogFilters, log_entries_filter
+def test_full_text_search_reads_the_gin_index_never_the_time_index(entries):
+    from logs.selectors import LogFilters, gin_only, log_entries_filter
 
     assert connection.vendor == "postgresql"
-    with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")
-        sql, params = log_entries_filter(LogFilters(q="valuation")).query.sql_with_params()
+    qs = log_entries_filter(LogFilters(q="valuation", service="worker")).order_by("-time", "-id")[:101]
+    sql, params = qs.query.sql_with_params()
+    with gin_only(), connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-        cursor.execute("RESET enable_seqscan")
+    assert "Index Scan Backward" not in plan and "Seq Scan" not in plan, plan
+    assert "_search_idx" in plan and "_service_time_idx" not in plan, plan
+    # The service is a GIN term of the same query (one posting-list intersection).
+    assert "'svc:worker'" in plan, plan
     # Each partition has its own copy of the partitioned GIN index (logs_search_gin on the parent).
     assert "_search_idx" in plan and "Bitmap Index Scan" in plan, plan
 
