@@ -202,10 +202,24 @@ def _in_window(queryset: QuerySet[LogEntry], start: datetime | None, end: dateti
 def gin_only(using: str = "default") -> Iterator[None]:
     """Inside: the planner may not walk an index in time order or scan a table, so a text condition
     is answered by a bitmap scan of the GIN index (plus any B-tree bitmap it cares to AND in), whose
-    cost follows the number of matches, not of rows. SET LOCAL ends with the transaction."""
-    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+    cost follows the number of matches, not of rows. SET LOCAL ends with the transaction; inside a
+    caller's transaction the previous values are put back on the way out."""
+    connection = connections[using]
+    nested = connection.in_atomic_block
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        previous = None
+        if nested:
+            cursor.execute("SELECT current_setting('enable_indexscan'), current_setting('enable_seqscan')")
+            previous = cursor.fetchone()
         cursor.execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off")
-        yield
+        try:
+            yield
+        finally:
+            if previous is not None and not connection.needs_rollback:
+                cursor.execute(
+                    "SELECT set_config('enable_indexscan', %s, true), set_config('enable_seqscan', %s, true)",
+                    previous,
+                )
 
 
 def log_entries_page(

@@ -228,3 +228,14 @@ def test_nul_bytes_in_filters_are_ignored_not_a_500(client, make_api_key, entrie
     response = client.get("/api/logs", {param: "\x00"}, HTTP_X_API_KEY=make_api_key("logs:read"))
     assert response.status_code == 400
     assert response.json() == {"detail": "NUL characters are not allowed in query parameters"}
+
+
+@pytest.mark.django_db
+def test_a_text_search_inside_a_transaction_leaves_the_planner_settings_as_they_were(entries):
+    from django.db import transaction
+
+    with transaction.atomic():
+        log_entries_page(LogFilters(q="valuation"))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('enable_indexscan'), current_setting('enable_seqscan')")
+            assert cursor.fetchone() == ("on", "on")
