@@ -355,11 +355,20 @@ def admin_session() -> str:
     return client.cookies["sessionid"].value
 
 
+def warm_up(url: str, headers: dict[str, str], method: str = "GET", body: bytes | None = None) -> None:
+    """A few untimed requests on every connection first: each gunicorn worker checks a new API key's
+    slow hash once and imports lazily on its first requests (seconds on a busy box)."""
+    load(url, method, body=body, headers=headers, concurrency=8, duration=1, warmup=0)
+    load(url, method, body=body, headers=headers, concurrency=8, duration=2, warmup=0)
+
+
 def searches(values: dict[str, str]) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
     key = create_api_key("logs:read")
     api_rows, admin_rows = [], []
     cookie = admin_session()
     with Server("leadsite.settings") as base:
+        warm_up(f"{base}/api/logs?limit=1", {"X-Api-Key": key})
+        warm_up(f"{base}/admin/logs/logentry/?request_id=warm-up", {"Cookie": f"sessionid={cookie}"})
         for name, params in api_cases(values):
             url = f"{base}/api/logs?{_query(params)}"
             api_rows.append((name, load(url, headers={"X-Api-Key": key}, concurrency=2, duration=SEARCH_SECONDS)))
@@ -425,6 +434,8 @@ def ingestion_with_searches(values: dict[str, str]) -> tuple[dict, list[tuple[st
                 )
             )
 
+        warm_up(f"{base}/api/logs?limit=1", {"X-Api-Key": read_key})
+        warm_up(f"{base}/api/logs", {"X-Api-Key": write_key}, "POST", bodies[0])
         thread = threading.Thread(target=ingest)
         thread.start()
         time.sleep(1)  # the ingest load's own warm-up
