@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from logs.models import Level, LogEntry
-from logs.selectors import lead_journey_filter, text_filter, text_search_window_start, without_nul
+from logs.selectors import lead_journey_filter, level_terms, text_filter, text_search_window_start, without_nul
 
 # 50 pages of 100: enough to page through, and a count that stays an index-only read of 5,001 rows.
 COUNT_CAP = 5_000
@@ -28,6 +28,12 @@ class CappedCountPaginator(Paginator):
         return self.object_list[: COUNT_CAP + 1].count()
 
 
+def _as_gin_term(request: HttpRequest, queryset: QuerySet[LogEntry]) -> bool:
+    """With a text search on PostgreSQL, level and service go into its tsquery (logs.selectors.text_filter)
+    instead of B-tree conditions that would make the planner bitmap every row of that level or service."""
+    return bool(request.GET.get("q", "").strip()) and connections[queryset.db].vendor == "postgresql"
+
+
 class MinimumLevelFilter(admin.SimpleListFilter):
     title = "level (at least)"
     parameter_name = "level"
@@ -38,6 +44,8 @@ class MinimumLevelFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[LogEntry]) -> QuerySet[LogEntry]:
         value = self.value()
         if value and value.isascii() and value.isdigit():
+            if _as_gin_term(request, queryset) and level_terms(int(value)):
+                return queryset  # the text search carries it as a GIN term (get_search_results)
             return queryset.filter(level__gte=int(value))
         return queryset
 
@@ -55,7 +63,9 @@ class ServiceFilter(admin.SimpleListFilter):
         return [(value, value) for value in values]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[LogEntry]) -> QuerySet[LogEntry]:
-        return queryset.filter(service=self.value()) if self.value() else queryset
+        if not self.value() or _as_gin_term(request, queryset):
+            return queryset  # with a text search the service is a GIN term of it (get_search_results)
+        return queryset.filter(service=self.value())
 
 
 class JourneyFilter(admin.SimpleListFilter):

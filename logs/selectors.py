@@ -54,7 +54,7 @@ def _lexeme(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def _level_terms(level: int | None) -> list[str]:
+def level_terms(level: int | None) -> list[str]:
     return [f"lvl:{value}" for value in sorted(LEVELS.values()) if level is not None and value >= level]
 
 
@@ -87,7 +87,7 @@ def _tsquery_condition(query: str, *, service: str, level: int | None) -> RawSQL
     if service:
         parts.append("%s::tsquery")
         params.append(_lexeme(f"svc:{without_nul(service)}"))
-    terms = _level_terms(level)
+    terms = level_terms(level)
     if terms:  # none above CRITICAL: then level__gte alone already matches nothing
         parts.append("%s::tsquery")
         params.append("(" + " | ".join(_lexeme(term) for term in terms) + ")")
@@ -114,7 +114,7 @@ def gin_path(filters: LogFilters, using: str = "default") -> bool:
         return False
     if without_nul(filters.q).strip():
         return True
-    return filters.level is not None and filters.level >= logging.WARNING and bool(_level_terms(filters.level))
+    return filters.level is not None and filters.level >= logging.WARNING and bool(level_terms(filters.level))
 
 
 def log_entries_filter(filters: LogFilters, queryset: QuerySet[LogEntry] | None = None) -> QuerySet[LogEntry]:
@@ -132,7 +132,7 @@ def log_entries_filter(filters: LogFilters, queryset: QuerySet[LogEntry] | None 
     if gin_path(filters, qs.db):
         # Service and level become GIN terms of one tsquery (see text_filter); as B-tree conditions as
         # well they would tempt the planner into a bitmap of every row of that service or level.
-        if filters.level is not None and not _level_terms(filters.level):
+        if filters.level is not None and not level_terms(filters.level):
             qs = qs.filter(level__gte=filters.level)
         return qs.filter(_tsquery_condition(query, service=service, level=filters.level))
     if filters.level is not None:

@@ -44,6 +44,10 @@ def test_admin_list_filters_by_level_service_request_and_text(admin_client, make
     assert _messages(admin_client.get(url, {"service": "worker"})) == ["second step failed"]
     assert _messages(admin_client.get(url, {"request_id": "req-cccc-0003"})) == ["second step failed", "first step"]
     assert _messages(admin_client.get(url, {"q": "step"})) == ["second step failed", "first step"]
+    # With text, level and service are terms of the full-text query rather than B-tree conditions.
+    assert _messages(admin_client.get(url, {"q": "step", "level": "40"})) == ["second step failed"]
+    assert _messages(admin_client.get(url, {"q": "step", "service": "worker"})) == ["second step failed"]
+    assert _messages(admin_client.get(url, {"q": "step", "service": "beat"})) == []
 
 
 @pytest.mark.django_db
