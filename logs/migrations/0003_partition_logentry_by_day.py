@@ -10,11 +10,12 @@ The `search` tsvector also holds two lexemes no text can produce (the parser spl
 `svc:<service>` and `lvl:<level>`, so a text search narrowed by service or level is one GIN lookup
 that intersects posting lists, instead of a GIN bitmap ANDed with a B-tree one (logs.selectors).
 
-Existing entries inside the retention window are copied into the new table; the old one is dropped.
+Existing entries inside the retention window (LOG_RETENTION_DAYS + 1 days) are copied into the new table; the old one is dropped.
 On a large production table this runs for a while (roughly a minute per few million rows): run it in
 a quiet hour.
 """
 
+from django.conf import settings
 from django.db import migrations
 
 COLUMNS = (
@@ -59,6 +60,7 @@ def forward(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     execute = schema_editor.execute
+    days = int(settings.LOG_RETENTION_DAYS) + 1  # what retention keeps (and one day more)
     execute("ALTER TABLE logs_logentry RENAME TO logs_logentry_unpartitioned")
     for name in ("logs_time_idx", "logs_request_time_idx", "logs_lead_time_idx", "logs_level_time_idx", "logs_search_gin"):
         execute(f'ALTER INDEX IF EXISTS "{name}" RENAME TO "{name}_unpartitioned"')
@@ -67,26 +69,26 @@ def forward(apps, schema_editor):
     execute("CREATE TABLE logs_logentry_default PARTITION OF logs_logentry DEFAULT")
     for sql in INDEXES:
         execute(sql)
-    # Days from the retention window back to a week ahead; later days are created by the
+    # Days of the retention window and a week ahead; later days are created by the
     # logs.ensure_partitions beat task and on demand by the writer (logs.partitions).
     execute(
         """
         DO $$
         DECLARE day date;
         BEGIN
-            FOR day IN SELECT generate_series(current_date - 31, current_date + 7, interval '1 day')::date LOOP
+            FOR day IN SELECT generate_series(current_date - %(days)s, current_date + 7, interval '1 day')::date LOOP
                 EXECUTE format(
                     'CREATE TABLE IF NOT EXISTS %I PARTITION OF logs_logentry FOR VALUES FROM (%L) TO (%L)',
                     'logs_logentry_p' || to_char(day, 'YYYYMMDD'),
                     (day::timestamp AT TIME ZONE 'UTC'), ((day + 1)::timestamp AT TIME ZONE 'UTC'));
             END LOOP;
         END $$
-        """,
-        None,  # no parameters: the %I / %L are format()'s, not the driver's
+        """.replace("%(days)s", str(days)),
+        None,  # no driver parameters: the %I / %L are format()'s
     )
     execute(
         f"INSERT INTO logs_logentry ({COLUMNS}) OVERRIDING SYSTEM VALUE "
-        f"SELECT {COLUMNS} FROM logs_logentry_unpartitioned WHERE time >= now() - interval '31 days'"
+        f"SELECT {COLUMNS} FROM logs_logentry_unpartitioned WHERE time >= now() - interval '{days} days'"
     )
     execute(
         "SELECT setval(pg_get_serial_sequence('logs_logentry', 'id'), "
