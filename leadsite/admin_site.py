@@ -64,6 +64,7 @@ def sidebar_navigation(request: HttpRequest) -> list[dict[str, Any]]:
                 {**link("My leads", "person_pin", my_leads_url(), "leads.view_lead"), "active": _mine_active},
                 link("Dashboard", "monitoring", reverse("admin:dashboard")),
                 {**link("All leads", "home_work", leads, "leads.view_lead"), "active": _all_leads_active},
+                link("Offers", "request_quote", reverse("admin:grading_offer_changelist"), "grading.view_offer"),
                 link(
                     "Valuations",
                     "price_check",
@@ -100,12 +101,6 @@ def sidebar_navigation(request: HttpRequest) -> list[dict[str, Any]]:
                     reverse("admin:notifications_stripeevent_changelist"),
                     "notifications.view_stripeevent",
                 ),
-                link(
-                    "Error spikes",
-                    "warning",
-                    reverse("admin:logs_errorspikealert_changelist"),
-                    "logs.view_errorspikealert",
-                ),
             ],
         },
         {
@@ -133,6 +128,12 @@ def sidebar_navigation(request: HttpRequest) -> list[dict[str, Any]]:
                     "model_training",
                     reverse("admin:valuation_modelversion_changelist"),
                     "valuation.view_modelversion",
+                ),
+                link(
+                    "Offer grader models",
+                    "psychology",
+                    reverse("admin:grading_gradermodel_changelist"),
+                    "grading.view_gradermodel",
                 ),
                 link("Users", "person", reverse("admin:auth_user_changelist"), "auth.view_user"),
                 link("Groups", "group", reverse("admin:auth_group_changelist"), "auth.view_group"),

@@ -45,7 +45,6 @@ MANAGERS_PERMISSIONS = (
     "notifications.change_staffprofile",
     "valuation.view_sale",
     "valuation.view_modelversion",
-    "logs.view_errorspikealert",
     "grading.view_gradermodel",
 )
 GROUP_PERMISSIONS = {ACQUISITIONS: ACQUISITIONS_PERMISSIONS, MANAGERS: MANAGERS_PERMISSIONS}

@@ -18,9 +18,10 @@ from pydantic import ValidationError as PydanticValidationError
 from leadsite.auth import api_key, staff_or_key
 from leadsite.context import is_well_formed_request_id
 from leadsite.schemas import ErrorOut, UtcDatetime
-from logs.handler import MAX_MESSAGE_CHARS, STATS, detect_service
+from logs.handler import STATS, detect_service
+from logs.records import MAX_MESSAGE_CHARS, LogRow
 from logs.selectors import LEVELS, LogFilters, log_entries_page, parse_level
-from logs.services import LogRow, log_entries_write
+from logs.services import log_entries_write
 
 router = Router(tags=["logs"])
 

@@ -38,6 +38,15 @@ from datetime import time as dt_time
 from typing import Any
 
 from leadsite.context import lead_id_var, request_id_var
+from logs.quiet import RoutineNoiseFilter
+from logs.records import (
+    MAX_CONTEXT_CHARS,
+    MAX_CONTEXT_DEPTH,
+    MAX_CONTEXT_ITEMS,
+    MAX_EXCEPTION_CHARS,
+    MAX_MESSAGE_CHARS,
+    LogRow,
+)
 
 STATS: dict[str, Any] = {
     "queued": 0,
@@ -62,12 +71,6 @@ _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "taskName",
 }
 _EXC_FORMATTER = logging.Formatter()
-MAX_MESSAGE_CHARS = 10_000
-MAX_EXCEPTION_CHARS = 20_000
-
-MAX_CONTEXT_CHARS = 2_000  # a string in `extra`, or the repr of an object that JSON has no type for
-MAX_CONTEXT_ITEMS = 50
-MAX_CONTEXT_DEPTH = 3
 _IMMUTABLE = (bool, int, float, decimal.Decimal, uuid.UUID, date, dt_time, timedelta)  # datetime is a date
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = MAX_CONTEXT_CHARS
@@ -132,8 +135,11 @@ class CentralLogHandler(logging.Handler):
         idle_close: float = 10.0,
         using: str = "default",
         service: str | None = None,
+        quiet: bool = True,
     ) -> None:
         super().__init__(level)
+        if quiet:
+            self.addFilter(RoutineNoiseFilter())  # routine upkeep stays out of the store (logs.quiet)
         self.capacity = capacity
         self.batch_size = batch_size
         self.flush_interval = flush_interval
@@ -279,7 +285,7 @@ class CentralLogHandler(logging.Handler):
         backs off; a batch the store rejects for its data (which a retry cannot fix) is dropped."""
         from django.db import DataError, IntegrityError, connections
 
-        from logs.services import LogRow, log_entries_write
+        from logs.services import log_entries_write
 
         rows = [
             LogRow(
@@ -332,9 +338,7 @@ class CentralLogHandler(logging.Handler):
         STATS["written"] += len(batch)
         return True
 
-    def _dropped_row(self, count: int) -> Any:
-        from logs.services import LogRow
-
+    def _dropped_row(self, count: int) -> LogRow:
         return LogRow(
             time=datetime.now(tz=UTC),
             level=logging.WARNING,

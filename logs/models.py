@@ -28,10 +28,15 @@ class Level(models.IntegerChoices):
 
 
 class LogEntry(models.Model):
-    """Indexes: (time) for time-ranged browsing and retention, (request_id, time) and (lead_id, time) for
-    journeys, (level, time) for "errors in the last hour" and the spike check. On PostgreSQL migration 0002
-    adds a generated `search` tsvector column with a GIN index for full-text search (not a model field, so
-    SQLite needs nothing; see logs.selectors.text_filter)."""
+    """Indexes: (time) for time-ranged browsing, (request_id, time) and (lead_id, time) for journeys,
+    (level, time) for "errors in the last hour" and the spike check, (service, time) for one service (a rare
+    one would otherwise walk the whole time index).
+
+    On PostgreSQL the table is partitioned by day on `time` (migration 0003, logs.partitions): its
+    primary key there is (id, time), as PostgreSQL requires the partition key in it; ids still come
+    from one identity sequence, so `id` alone identifies an entry. It also has a generated `search`
+    tsvector column with a GIN index per partition for full-text search (not a model field, so SQLite
+    needs nothing; see logs.selectors.text_filter). SQLite has one plain table."""
 
     time = models.DateTimeField()
     level = models.PositiveSmallIntegerField()
@@ -56,23 +61,8 @@ class LogEntry(models.Model):
             models.Index(fields=["request_id", "time"], name="logs_request_time_idx"),
             models.Index(fields=["lead_id", "time"], name="logs_lead_time_idx"),
             models.Index(fields=["level", "time"], name="logs_level_time_idx"),
+            models.Index(fields=["service", "time"], name="logs_service_time_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.level_name} {self.service} {self.message[:80]}"
-
-
-class ErrorSpikeAlert(models.Model):
-    """One row per 5-minute window in which errors passed LOG_ERROR_SPIKE_THRESHOLD: the unique window is
-    what makes the alert fire at most once per window, even with two beat runs racing."""
-
-    window_start = models.DateTimeField(unique=True)
-    error_count = models.PositiveIntegerField()
-    threshold = models.PositiveIntegerField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ("-window_start",)
-
-    def __str__(self) -> str:
-        return f"{self.error_count} errors in the 5 minutes from {self.window_start:%Y-%m-%d %H:%M} UTC"

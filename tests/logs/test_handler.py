@@ -223,7 +223,7 @@ def test_queued_records_hold_no_live_objects_and_have_bounded_size(central_logge
     import uuid
     import weakref
 
-    from logs.handler import MAX_CONTEXT_CHARS, MAX_EXCEPTION_CHARS, MAX_MESSAGE_CHARS
+    from logs.records import MAX_CONTEXT_CHARS, MAX_EXCEPTION_CHARS, MAX_MESSAGE_CHARS
 
     class FakeRequest:
         def __init__(self) -> None:

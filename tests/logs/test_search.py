@@ -89,17 +89,67 @@ def test_full_text_search_matches_words_in_message_and_event(client, make_api_ke
 
 
 @pytest.mark.django_db
-def test_full_text_search_uses_the_gin_index_on_postgresql(entries):
-    from logs.selectors import LogFilters, log_entries_filter
+def test_full_text_search_reads_the_gin_index_never_the_time_index(entries):
+    from logs.selectors import LogFilters, gin_only, log_entries_filter
 
     assert connection.vendor == "postgresql"
-    with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")
-        sql, params = log_entries_filter(LogFilters(q="valuation")).query.sql_with_params()
+    qs = log_entries_filter(LogFilters(q="valuation", service="worker")).order_by("-time", "-id")[:101]
+    sql, params = qs.query.sql_with_params()
+    with gin_only(), connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-        cursor.execute("RESET enable_seqscan")
-    assert "logs_search_gin" in plan
+    assert "Index Scan Backward" not in plan and "Seq Scan" not in plan, plan
+    assert "_search_idx" in plan and "_service_time_idx" not in plan, plan
+    # The service is a GIN term of the same query (one posting-list intersection).
+    assert "'svc:worker'" in plan, plan
+    # Each partition has its own copy of the partitioned GIN index (logs_search_gin on the parent).
+    assert "_search_idx" in plan and "Bitmap Index Scan" in plan, plan
+
+
+@pytest.mark.django_db
+def test_text_search_reads_windows_across_days_and_pages_stay_in_order(client, make_api_key, make_entry):
+    """Entries over ten days (in their day partitions): a common word, a rare one spread over days, an
+    absent one, with service and level narrowing the text; keyset pages across window boundaries."""
+    key = make_api_key("logs:read")
+    now = datetime.now(tz=UTC).replace(microsecond=0)
+    for hour in range(0, 240, 3):
+        make_entry(
+            f"common step {hour}",
+            time=now - timedelta(hours=hour),
+            service="worker" if hour % 2 else "web",
+            level=logging.ERROR if hour % 9 == 0 else logging.INFO,
+        )
+    for days, service in ((0, "web"), (3, "worker"), (8, "beat")):
+        make_entry(f"rare kangaroo seen {days}", time=now - timedelta(days=days, minutes=30), service=service)
+
+    assert _get(client, key, q="kangaroo") == ["rare kangaroo seen 0", "rare kangaroo seen 3", "rare kangaroo seen 8"]
+    assert _get(client, key, q="kangaroo", order="asc") == [
+        "rare kangaroo seen 8",
+        "rare kangaroo seen 3",
+        "rare kangaroo seen 0",
+    ]
+    assert _get(client, key, q="kangaroo", service="worker") == ["rare kangaroo seen 3"]
+    assert _get(client, key, q="kangaroo", service="nobody") == []
+    assert _get(client, key, q="zeppelinfactory") == []
+    assert _get(client, key, q="kangaroo", since=(now - timedelta(days=5)).isoformat()) == [
+        "rare kangaroo seen 0",
+        "rare kangaroo seen 3",
+    ]
+    errors = [f"common step {hour}" for hour in range(0, 240, 3) if hour % 9 == 0]
+    assert _get(client, key, q="common", level="error") == errors
+
+    expected = [f"common step {hour}" for hour in range(0, 240, 3)]
+    for order, wanted in (("desc", expected), ("asc", expected[::-1])):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"q": "common", "limit": 7, "order": order, **({"cursor": cursor} if cursor else {})}
+            body = client.get("/api/logs", params, HTTP_X_API_KEY=key).json()
+            seen += [entry["message"] for entry in body["items"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == wanted, order
 
 
 @pytest.mark.django_db
@@ -178,3 +228,14 @@ def test_nul_bytes_in_filters_are_ignored_not_a_500(client, make_api_key, entrie
     response = client.get("/api/logs", {param: "\x00"}, HTTP_X_API_KEY=make_api_key("logs:read"))
     assert response.status_code == 400
     assert response.json() == {"detail": "NUL characters are not allowed in query parameters"}
+
+
+@pytest.mark.django_db
+def test_a_text_search_inside_a_transaction_leaves_the_planner_settings_as_they_were(entries):
+    from django.db import transaction
+
+    with transaction.atomic():
+        log_entries_page(LogFilters(q="valuation"))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('enable_indexscan'), current_setting('enable_seqscan')")
+            assert cursor.fetchone() == ("on", "on")
