@@ -7,7 +7,6 @@ Infinity refused, and validated field by field: 422 `{"detail": {"field": ["mess
 from __future__ import annotations
 
 import datetime
-import json
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -25,7 +24,7 @@ from grading.services import OfferTerms, offer_create, offer_set_status
 from leads.models import Lead
 from leadsite.auth import staff_or_key
 from leadsite.context import lead_id_var
-from leadsite.storable import storable_json
+from leadsite.storable import InvalidJson, parse_json_body
 
 router = Router(tags=["offers"])
 
@@ -115,21 +114,18 @@ class OfferListQuery(Schema):
     offset: int = Field(0, ge=0, le=100_000)
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def _validated(request: HttpRequest, model: type[BaseModel]) -> Any:
     if request.content_type != "application/json":
         raise HttpError(415, f"Content-Type must be application/json, got {request.content_type or 'none'!r}")
     try:
-        data = json.loads(request.body, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise HttpError(400, f"the body is not valid JSON: {str(exc)[:200]}") from None
+        # Every number as an exact Decimal (money), strings storable, nesting bounded, NaN refused.
+        data = parse_json_body(request.body, allow_nan=False, exact_numbers=True)
+    except InvalidJson as exc:
+        raise HttpError(400, str(exc)[:200]) from None
     if not isinstance(data, dict):
         raise ValidationError({"__all__": ["the body must be a JSON object"]})
     try:
-        return model.model_validate(storable_json(data))  # NUL and lone surrogates out; Decimals as exact text
+        return model.model_validate(data)
     except PydanticValidationError as exc:
         errors: dict[str, list[str]] = {}
         for error in exc.errors(include_input=False, include_url=False):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -47,10 +48,13 @@ def _fallback_text(value: Any) -> str:
     return storable_text(str(text), MAX_REPR_CHARS)
 
 
-def storable_json(value: Any, depth: int = 0) -> Any:
+def storable_json(value: Any, depth: int = 0, *, exact: bool = False) -> Any:
     """A JSON value PostgreSQL accepts: strings (keys too) made storable, NaN/Infinity as text, anything
-    JSON has no type for as text (ISO dates, repr), nesting below MAX_JSON_DEPTH kept as text."""
+    JSON has no type for as text (ISO dates, repr), nesting below MAX_JSON_DEPTH kept as text. With
+    `exact`, finite Decimals (money parsed exactly) are kept as they are."""
     if value is None or isinstance(value, bool | int):
+        return value
+    if exact and isinstance(value, Decimal) and value.is_finite():
         return value
     if isinstance(value, str):
         return storable_text(value)
@@ -60,11 +64,11 @@ def storable_json(value: Any, depth: int = 0) -> Any:
         return storable_text(repr(value), MAX_REPR_CHARS)
     if isinstance(value, dict):
         return {
-            storable_text(key if isinstance(key, str) else str(key)): storable_json(item, depth + 1)
+            storable_text(key if isinstance(key, str) else str(key)): storable_json(item, depth + 1, exact=exact)
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):
-        return [storable_json(item, depth + 1) for item in value]
+        return [storable_json(item, depth + 1, exact=exact) for item in value]
     return _fallback_text(value)
 
 
@@ -91,13 +95,19 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def parse_json_body(body: bytes, *, allow_nan: bool = True) -> Any:
+def parse_json_body(body: bytes, *, allow_nan: bool = True, exact_numbers: bool = False) -> Any:
     """Decode a request body; InvalidJson (the API's 400) for bad JSON or UTF-8, or nesting deeper than
     MAX_JSON_DEPTH. Strings come back storable; a number too large for a float comes back as its
     text. NaN and Infinity (which Python's json writes) come back as text, or are InvalidJson
-    without `allow_nan` (a web form has no business sending them)."""
+    without `allow_nan` (a web form has no business sending them). With `exact_numbers` every number
+    comes back as a Decimal, exactly as sent (money: no float on the way in)."""
+    numbers: dict[str, Any] = {"parse_float": Decimal, "parse_int": Decimal} if exact_numbers else {}
     try:
-        data = json.loads(body, parse_constant=None if allow_nan else _reject_constant, parse_float=_parse_float)
+        data = json.loads(
+            body,
+            parse_constant=None if allow_nan else _reject_constant,
+            **({"parse_float": _parse_float} | numbers),
+        )
     except RecursionError:
         raise InvalidJson(f"the body nests deeper than {MAX_JSON_DEPTH} levels") from None
     except InvalidJson:
@@ -110,5 +120,5 @@ def parse_json_body(body: bytes, *, allow_nan: bool = True) -> Any:
     # A NUL or a lone surrogate can only arrive escaped (\u0000, \ud800), a non-finite float only as
     # NaN/Infinity: walk the structure only when one might be there.
     if b"\\u" in body or (allow_nan and (b"NaN" in body or b"Infinity" in body)):
-        data = storable_json(data)
+        data = storable_json(data, exact=exact_numbers)
     return data

@@ -33,6 +33,11 @@ def _form(lead: Lead, **changes: object) -> dict[str, object]:
         "year_built": lead.year_built or "",
         "property_type": lead.property_type,
         "_continue": "1",
+        # The offers inline's management form (read-only rows; a browser posts these too).
+        "offers-TOTAL_FORMS": "0",
+        "offers-INITIAL_FORMS": "0",
+        "offers-MIN_NUM_FORMS": "0",
+        "offers-MAX_NUM_FORMS": "1000",
     }
     data.update(changes)
     return data
@@ -92,7 +97,7 @@ def test_the_lead_page_changes_go_through_the_services(client, rita, make_staff,
     # The same side effects as the API: a Slack status reply and a valuation through the outbox.
     assert Delivery.objects.filter(event_type="lead_status", lead_id=lead.id).exists()
     assert OutboxEvent.objects.filter(
-        key=f"lead:{lead.id}:valuation:{events['property'].id}", task_name="valuation.value_lead"
+        key=f"lead:{lead.id}:valuation:facts:{events['property'].id}", task_name="valuation.value_lead"
     ).exists()
 
 

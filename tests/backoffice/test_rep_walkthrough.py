@@ -166,7 +166,7 @@ def _desktop_walk(page: Page, base: str, shots: Path, *, ada_id: str, due_name: 
         "Assigned to Tom Teammate",
         "Spoke to Ada",
         "Send the offer letter",
-        "latitude 47.621",
+        "latitude — → 47.621",
     ):
         assert text in timeline, (text, timeline)
     # Newest first (the intake entry last), with who did what.

@@ -81,7 +81,7 @@ def test_repeat_seller_with_a_differently_written_address_is_a_duplicate(client,
     first = post("4512 Latona Ave. N.E., Seattle, WA 98105")
     second = post("4512 latona avenue northeast, Seattle WA 98105")
 
-    assert second == {"id": first["id"], "status": "new", "duplicate": True}
+    assert second == {"id": first["id"], "duplicate": True}
     assert Lead.objects.count() == 1
 
 

@@ -30,7 +30,7 @@ INSERT INTO leads_lead (
     message, asking_price, timeline, condition, extra, source, utm_source, utm_medium, utm_campaign,
     utm_term, utm_content, page_url, request_id, consent, consent_text, consent_user_agent,
     assigned_to_id, first_contacted_at, sla_breached_at, follow_up_at, follow_up_note, follow_up_reminded_at,
-    archived_at, created_at, updated_at
+    archived_at, created_at, updated_at, location_precision, fan_out_done_at, fan_out_repairs
 )
 SELECT
     md5('seed-lead-' || i)::uuid,
@@ -58,7 +58,8 @@ SELECT
     fu, CASE WHEN fu IS NULL THEN '' ELSE 'Call back about the offer' END,
     CASE WHEN fu < now() THEN fu - interval '15 minutes' END,
     CASE WHEN i %% 100 = 0 THEN created + interval '20 days' END,
-    created, created
+    created, created,
+    'manual', created, 0  -- seeded as history: located by hand, fan-out complete (the repair skips them)
 FROM (
     SELECT i,
            now() - i * interval '155.52 seconds' AS created,   -- 50,000 leads over 90 days
@@ -93,12 +94,12 @@ WHERE l.source = %(source)s
 
 VALUATIONS_SQL = """
 INSERT INTO valuation_valuation (lead_id, status, estimate, low, high, confidence, as_of, result, comps,
-                                 created_at, updated_at)
+                                 created_at, updated_at, location_precision)
 SELECT id, 'ok', est, est * 92 / 100, est * 109 / 100, 0.6 + (living_area_sqft %% 30) / 100.0, created_at::date,
        jsonb_build_object('status', 'ok', 'estimate', est, 'low', est * 92 / 100, 'high', est * 109 / 100,
                           'confidence', 0.6 + (living_area_sqft %% 30) / 100.0, 'as_of', created_at::date,
                           'method', 'seeded', 'model_version', NULL, 'comps', comps),
-       comps, created_at, created_at
+       comps, created_at, created_at, location_precision
 FROM (
     SELECT l.*, 300000 + l.living_area_sqft * 250 AS est,
            (SELECT jsonb_agg(jsonb_build_object('sale_id', 's' || k, 'price', 300000 + k * 1000,
