@@ -43,12 +43,18 @@ class BrokerWorker(WorkerProcess):
     def wait_ready(self, timeout: float = 90) -> None:
         from leadsite.celery import app
 
-        marker = uuid.uuid4().hex
-        with app.connection_for_write(self.env["CELERY_BROKER_URL"]) as conn:
-            app.send_task("leadsite.ping", args=[marker], connection=conn)
+        markers: list[str] = []
         deadline = time.monotonic() + timeout
+        next_ping = 0.0
         while time.monotonic() < deadline:
-            if cache.get(f"ping:{marker}") is not None:
+            # A ping published while a killed worker's queue bindings are being expired can be
+            # routed nowhere (kombu's Redis transport): ping again every few seconds until one lands.
+            if time.monotonic() >= next_ping:
+                markers.append(uuid.uuid4().hex)
+                with app.connection_for_write(self.env["CELERY_BROKER_URL"]) as conn:
+                    app.send_task("leadsite.ping", args=[markers[-1]], connection=conn)
+                next_ping = time.monotonic() + 5
+            if any(cache.get(f"ping:{marker}") is not None for marker in markers):
                 return
             if self.proc is not None and self.proc.poll() is not None:
                 break
