@@ -38,10 +38,15 @@ def test_a_real_worker_keeps_routine_task_chatter_out_and_other_tasks_in(start_w
     start_worker()  # writes to the store: LOGS_TO_DATABASE is on outside pytest
     for _ in range(3):
         relay_outbox.delay()
-    ping.delay(uuid.uuid4().hex)
+    task_id = ping.delay(uuid.uuid4().hex).id
 
-    # One worker process works in order: once ping's "succeeded" is stored, the relay runs were too.
-    _wait_for(lambda: LogEntry.objects.filter(message__contains="leadsite.ping[", service="worker").count() >= 2)
+    # One worker process works in order: once this ping's "succeeded" is stored, the relay runs were
+    # too (the readiness ping's lines are there as well, so wait for this one's by its id).
+    _wait_for(
+        lambda: LogEntry.objects.filter(
+            message__contains=f"leadsite.ping[{task_id}] succeeded", service="worker"
+        ).exists()
+    )
     ping_lines = list(LogEntry.objects.filter(message__contains="leadsite.ping[").values_list("level_name", "message"))
     assert any(level == "INFO" and "received" in message for level, message in ping_lines), ping_lines
     assert any(level == "INFO" and "succeeded" in message for level, message in ping_lines), ping_lines
