@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from leads.models import OPEN_STATUSES, AssignmentCursor, Lead, LeadEvent, LeadStatus, LocationPrecision, TimelineKind
 from leads.outbox import OutboxSpec, outbox_add
-from leads.property_facts import property_facts_clean
+from leads.property_facts import FACT_FIELDS, property_facts_clean
 from leadsite.context import current_request_id, lead_id_var, request_id_var
 from notifications.services import notify
 
@@ -533,17 +533,8 @@ def lead_address_keys_recompute(*, batch_size: int = 1000) -> int:
 
 # --- Follow-ups and archive (the back office) ------------------------------------------------
 
-# Facts staff may set on a lead (the valuation's inputs; validated by leads.property_facts).
-PROPERTY_FIELDS = (
-    "latitude",
-    "longitude",
-    "beds",
-    "baths",
-    "living_area_sqft",
-    "lot_sqft",
-    "year_built",
-    "property_type",
-)
+# Facts staff may set on a lead (the valuation's inputs), as leads.property_facts defines them.
+PROPERTY_FIELDS = FACT_FIELDS
 
 
 def lead_set_follow_up(
