@@ -145,15 +145,15 @@ def offer_graded(context: dict[str, Any]) -> Rendered:
         line += f" — {_get(context, 'name')}"
     details = []
     if context.get("amount") is not None:
-        details.append(f"offer {money(context['amount'])}")
+        details.append(f"offer {whole_dollars(context['amount'])}")
     if context.get("mao") is not None:
-        details.append(f"MAO {money(context['mao'])}")
+        details.append(f"MAO {whole_dollars(context['mao'])}")
     if context.get("score") is not None:
         details.append(f"score {_get(context, 'score')}/100")
     if context.get("recommendation"):
         recommendation = _get(context, "recommendation")
         if context.get("counter_offer") is not None:
-            recommendation += f" (counter {money(context['counter_offer'])})"
+            recommendation += f" (counter {whole_dollars(context['counter_offer'])})"
         details.append(recommendation)
     text = line + ("\n" + " · ".join(details) if details else "")
     blocks = [slack.section(text)]

@@ -101,8 +101,9 @@ def test_lead_valuation_offer_graded_and_posted_once_in_the_leads_thread(
     first_line, second_line = reply.text.split("\n")[:2]
     assert first_line == f"📊 *Offer graded:* {offer['grade']} — Jane Seller"
     mao = offer["numbers"]["mao"]
-    assert f"offer ${int(valuation.estimate * 0.55):,}.00" in second_line
-    assert f"MAO ${float(mao):,.2f}" in second_line
+    # Whole dollars, like the reasons and every other money figure in Slack.
+    assert f"offer ${int(valuation.estimate * 0.55):,} ·" in second_line
+    assert f"MAO ${round(float(mao)):,} ·" in second_line
     assert offer["reasons"][0] in reply.text
 
     detail = client.get(f"/api/leads/{lead_id}", HTTP_X_API_KEY=offers_key).json()
