@@ -52,6 +52,8 @@ class CompParams:
     months: float = 8.0
     other_type: float = 0.3
     same_parcel_boost: float = 12.0
+    parcel_window_days: int = COMP_WINDOW_DAYS  # how far back an earlier sale of the same parcel counts
+    parcel_months: float = 8.0
     shrink: float = 0.8  # prior weight of "no correction" in the shrunk mean
 
 
@@ -74,6 +76,7 @@ class SaleArrays:
     townhouse: np.ndarray
     eff_age: np.ndarray  # years since built or last major remodel, at the sale (NaN: unknown)
     area: np.ndarray  # assessor area code (NaN: unknown; imputed from the nearest sale)
+    parcel: np.ndarray  # str: the assessor's parcel id (pinx); "" unknown (a lead's subject)
 
     COLUMNS = (
         "ids",
@@ -91,6 +94,7 @@ class SaleArrays:
         "townhouse",
         "eff_age",
         "area",
+        "parcel",
     )
 
     def __len__(self) -> int:
@@ -109,8 +113,8 @@ class SaleArrays:
         out: dict[str, np.ndarray] = {}
         for c in cls.COLUMNS:
             values = [r.get(c) for r in rows]
-            if c == "ids":
-                out[c] = np.array([str(v) for v in values], dtype=object)
+            if c in ("ids", "parcel"):
+                out[c] = np.array(["" if v is None else str(v) for v in values], dtype=object)
             elif c == "day":
                 out[c] = np.array([to_day(v) for v in values], dtype=np.int64)
             else:
@@ -258,14 +262,17 @@ FEATURE_NAMES = (
 )
 
 
-def feature_matrix(s: SaleArrays, extra_facts: bool = False) -> np.ndarray:
+def feature_matrix(s: SaleArrays, params: ModelParams) -> np.ndarray:
     """Model features of each row at its own `day` (age is age at that day). `extra_facts`: also the
-    years a major remodel took off the house's age and the assessor area."""
+    years a major remodel took off the house's age and the assessor area; `time_feature`: also the
+    month of the sale, so the trees can learn where prices moved apart from the citywide index."""
     x = (s.lon - LON0) * COS_LAT0 * 69.0
     y = (s.lat - LAT0) * 69.0
     rots = [x * math.cos(math.radians(t)) + y * math.sin(math.radians(t)) for t in (30, 60, 120, 150)]
     age = _year(s.day) - s.year_built
-    extra = [age - s.eff_age, s.area] if extra_facts else []
+    extra = [age - s.eff_age, s.area] if getattr(params, "extra_facts", False) else []
+    if getattr(params, "time_feature", False):
+        extra.append(_frac_month(s.day))
     return np.column_stack(
         [
             *extra,
@@ -284,6 +291,15 @@ def feature_matrix(s: SaleArrays, extra_facts: bool = False) -> np.ndarray:
     )
 
 
+def target_offset(s: SaleArrays, index: PriceIndex, params: ModelParams) -> np.ndarray:
+    """What the trees do not have to learn: the index at each row's day and, when the model is of
+    price per square foot, the log living area."""
+    offset = index.at(s.day)
+    if getattr(params, "per_sqft", False):
+        offset = offset + np.log(s.living)
+    return offset
+
+
 @dataclass(frozen=True)
 class ModelParams:
     max_iter: int = 400
@@ -293,12 +309,14 @@ class ModelParams:
     l2_regularization: float = 1.0
     calibration_days: int = 91
     extra_facts: bool = True
+    time_feature: bool = False
+    per_sqft: bool = False
 
 
 def fit_hedonic(
     sales: SaleArrays, index: PriceIndex, params: ModelParams, seed: int = 0
 ) -> HistGradientBoostingRegressor:
-    target = np.log(sales.price) - index.at(sales.day)
+    target = np.log(sales.price) - target_offset(sales, index, params)
     model = HistGradientBoostingRegressor(
         max_iter=params.max_iter,
         learning_rate=params.learning_rate,
@@ -309,7 +327,7 @@ def fit_hedonic(
         categorical_features=None,
         random_state=seed,
     )
-    model.fit(feature_matrix(sales, params.extra_facts), target)
+    model.fit(feature_matrix(sales, params), target)
     return model
 
 
@@ -329,17 +347,29 @@ def comp_weights(subject: SaleArrays, cand: SaleArrays, as_of: int, p: CompParam
     """Similarity weight and distance of every candidate (0 weight: not a comp)."""
     dist = haversine_miles(subject.lat[0], subject.lon[0], cand.lat, cand.lon)
     age_days = as_of - cand.day
-    eligible = (age_days > 0) & (age_days <= COMP_WINDOW_DAYS) & (dist <= COMP_RADIUS_MILES)
     dsize = np.abs(np.log(cand.living / subject.living[0]))
+    same_parcel = same_parcel_mask(subject, cand, dist, dsize)
+    window = np.where(same_parcel, p.parcel_window_days, COMP_WINDOW_DAYS)
+    eligible = (age_days > 0) & (age_days <= window) & (dist <= COMP_RADIUS_MILES)
     dyear = np.abs(cand.year_built - subject.year_built[0])
     dyear = np.where(np.isnan(dyear), 0.0, dyear)
     other_type = (cand.townhouse != subject.townhouse[0]) & ~np.isnan(subject.townhouse[0])
-    w = np.exp(
-        -dist / p.distance_miles - dsize / p.size_log - dyear / p.age_years - age_days / (30.44 * p.months)
-    ) * np.where(other_type, p.other_type, 1.0)
-    same_parcel = (dist <= SAME_PARCEL_MILES) & (dsize <= 0.05)
+    # An earlier sale of the house itself loses its weight more slowly: it is the same house.
+    months = np.where(same_parcel, p.parcel_months, p.months)
+    w = np.exp(-dist / p.distance_miles - dsize / p.size_log - dyear / p.age_years - age_days / (30.44 * months))
+    w *= np.where(other_type, p.other_type, 1.0)
     w = np.where(same_parcel, w * p.same_parcel_boost, w)
     return np.where(eligible, w, 0.0), dist
+
+
+def same_parcel_mask(subject: SaleArrays, cand: SaleArrays, dist: np.ndarray, dsize: np.ndarray) -> np.ndarray:
+    """Which candidates are earlier sales of the subject's own parcel (or its twin: a townhouse of
+    the same size at the same point): the same parcel id when the subject has one (a recorded
+    sale), or a sale at the same point with the same living area (all a lead can offer)."""
+    same_point = (dist <= SAME_PARCEL_MILES) & (dsize <= 0.05)
+    if subject.parcel[0]:
+        return same_point | (cand.parcel == subject.parcel[0])
+    return same_point
 
 
 def select_comps(weights: np.ndarray, k: int = COMP_MAX) -> np.ndarray:
@@ -412,6 +442,7 @@ def lead_facts_mask(sales: SaleArrays, seed: int = 2015) -> SaleArrays:
     masked.year_built = np.where(rng.random(n) < 0.15, np.nan, sales.year_built)
     masked.eff_age = np.full(n, np.nan)  # a form does not ask when the house was last remodelled
     masked.area = np.full(n, np.nan)  # imputed from the nearest sale: the assessor's areas are places
+    masked.parcel = np.full(n, "", dtype=object)  # a lead gives an address, not the parcel id
     return masked
 
 
@@ -498,8 +529,8 @@ class ValuationModel:
 
     def predict_log(self, s: SaleArrays) -> np.ndarray:
         """Model value (log, in today's-index terms of each row's own day)."""
-        extra = getattr(self.model_params, "extra_facts", False)  # older pickles lack it
-        return self.hedonic.predict(feature_matrix(s, extra)) + self.index.at(s.day)
+        mp = self.model_params
+        return self.hedonic.predict(feature_matrix(s, mp)) + target_offset(s, self.index, mp)
 
     def residuals(self, cand: SaleArrays) -> np.ndarray:
         return np.log(cand.price) - self.predict_log(cand)
@@ -756,6 +787,7 @@ def arrays_from_records(records: list[dict[str, Any]]) -> SaleArrays:
             "townhouse": float(r["use_type"] == "townhouse"),
             "eff_age": r.get("eff_age"),
             "area": r.get("area"),
+            "parcel": r.get("pinx"),
         }
         for r in records
     ]
