@@ -52,9 +52,12 @@ class CompParams:
     months: float = 8.0
     other_type: float = 0.3
     same_parcel_boost: float = 12.0
-    parcel_window_days: int = COMP_WINDOW_DAYS  # how far back an earlier sale of the same parcel counts
-    parcel_months: float = 8.0
+    # An earlier sale of the house itself counts for 6 years (most repeat sales are 1-5 years apart)
+    # and loses weight with time more slowly than a neighbour's: it is the same house.
+    parcel_window_days: int = 2190
+    parcel_months: float = 36.0
     shrink: float = 0.8  # prior weight of "no correction" in the shrunk mean
+    lead_shrink: float | None = None  # the same for lead facts valued by the lead-facts model
 
 
 @dataclass
@@ -242,6 +245,47 @@ def _smooth(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass
+class AreaIndex:
+    """How far each assessor area's prices moved apart from the citywide index, month by month
+    (log), learned from the model's residuals on the training sales: the model has no time
+    feature, so an area that rose faster than the city shows up as residuals rising over time.
+    Used to time-adjust comps: a comp sold when its area stood lower is moved up to the as-of date."""
+
+    areas: np.ndarray  # area codes, sorted
+    first_month: int
+    deviation: np.ndarray  # (areas, months): smoothed, shrunk mean residual; flat beyond the end
+
+    def shift(self, area: np.ndarray, from_day: np.ndarray, to_day: int) -> np.ndarray:
+        """Log change of each area's deviation between `from_day` and `to_day` (0 for unknown areas)."""
+        pos = np.searchsorted(self.areas, area)
+        pos = np.clip(pos, 0, len(self.areas) - 1)
+        known = self.areas[pos] == area
+        last = self.deviation.shape[1] - 1
+        m_from = np.clip(np.floor(_frac_month(from_day)).astype(np.int64) - self.first_month, 0, last)
+        m_to = int(np.clip(np.floor(_frac_month(np.array([to_day])))[0] - self.first_month, 0, last))
+        out = self.deviation[pos, m_to] - self.deviation[pos, m_from]
+        return np.where(known, out, 0.0)
+
+
+AREA_INDEX_PRIOR = 20.0  # sales: a month's mean residual in an area is shrunk by n / (n + this)
+
+
+def fit_area_index(sales: SaleArrays, residual: np.ndarray) -> AreaIndex:
+    month = np.floor(_frac_month(sales.day)).astype(np.int64)
+    first = int(month.min())
+    n_months = int(month.max()) - first + 1
+    areas = np.unique(sales.area[~np.isnan(sales.area)])
+    deviation = np.zeros((len(areas), n_months))
+    for i, area in enumerate(areas):
+        rows = sales.area == area
+        counts = np.bincount(month[rows] - first, minlength=n_months).astype(float)
+        sums = np.bincount(month[rows] - first, weights=residual[rows], minlength=n_months)
+        means = sums / (counts + AREA_INDEX_PRIOR)
+        deviation[i] = _smooth(means, counts)
+    return AreaIndex(areas=areas, first_month=first, deviation=deviation)
+
+
 # --- 2. Learned model -----------------------------------------------------------------------------
 
 FEATURE_NAMES = (
@@ -262,17 +306,18 @@ FEATURE_NAMES = (
 )
 
 
-def feature_matrix(s: SaleArrays, params: ModelParams) -> np.ndarray:
+def feature_matrix(s: SaleArrays, params: ModelParams, lead: bool = False) -> np.ndarray:
     """Model features of each row at its own `day` (age is age at that day). `extra_facts`: also the
-    years a major remodel took off the house's age and the assessor area; `time_feature`: also the
-    month of the sale, so the trees can learn where prices moved apart from the citywide index."""
+    years a major remodel took off the house's age and the assessor area.
+    `lead`: for the lead-facts model, without the facts a lead never gives (grade, waterfront, remodel)."""
     x = (s.lon - LON0) * COS_LAT0 * 69.0
     y = (s.lat - LAT0) * 69.0
     rots = [x * math.cos(math.radians(t)) + y * math.sin(math.radians(t)) for t in (30, 60, 120, 150)]
     age = _year(s.day) - s.year_built
-    extra = [age - s.eff_age, s.area] if getattr(params, "extra_facts", False) else []
-    if getattr(params, "time_feature", False):
-        extra.append(_frac_month(s.day))
+    extra = []
+    if getattr(params, "extra_facts", False):
+        extra = [s.area] if lead else [age - s.eff_age, s.area]
+    assessor_only = [] if lead else [s.grade, s.waterfront]
     return np.column_stack(
         [
             *extra,
@@ -281,11 +326,10 @@ def feature_matrix(s: SaleArrays, params: ModelParams) -> np.ndarray:
             *rots,
             np.log(s.living),
             np.log(s.lot),
-            s.grade,
+            *assessor_only,
             s.beds,
             s.baths,
             age,
-            s.waterfront,
             s.townhouse,
         ]
     )
@@ -295,7 +339,8 @@ def target_offset(s: SaleArrays, index: PriceIndex, params: ModelParams) -> np.n
     """What the trees do not have to learn: the index at each row's day and, when the model is of
     price per square foot, the log living area."""
     offset = index.at(s.day)
-    if getattr(params, "per_sqft", False):
+    # vars(): a model pickled before the option existed predicts price, not the class default.
+    if vars(params).get("per_sqft", False):
         offset = offset + np.log(s.living)
     return offset
 
@@ -309,12 +354,13 @@ class ModelParams:
     l2_regularization: float = 1.0
     calibration_days: int = 91
     extra_facts: bool = True
-    time_feature: bool = False
-    per_sqft: bool = False
+    lead_model: bool = True
+    area_index: bool = True
+    per_sqft: bool = True
 
 
 def fit_hedonic(
-    sales: SaleArrays, index: PriceIndex, params: ModelParams, seed: int = 0
+    sales: SaleArrays, index: PriceIndex, params: ModelParams, seed: int = 0, lead: bool = False
 ) -> HistGradientBoostingRegressor:
     target = np.log(sales.price) - target_offset(sales, index, params)
     model = HistGradientBoostingRegressor(
@@ -327,7 +373,7 @@ def fit_hedonic(
         categorical_features=None,
         random_state=seed,
     )
-    model.fit(feature_matrix(sales, params), target)
+    model.fit(feature_matrix(sales, params, lead), target)
     return model
 
 
@@ -354,7 +400,6 @@ def comp_weights(subject: SaleArrays, cand: SaleArrays, as_of: int, p: CompParam
     dyear = np.abs(cand.year_built - subject.year_built[0])
     dyear = np.where(np.isnan(dyear), 0.0, dyear)
     other_type = (cand.townhouse != subject.townhouse[0]) & ~np.isnan(subject.townhouse[0])
-    # An earlier sale of the house itself loses its weight more slowly: it is the same house.
     months = np.where(same_parcel, p.parcel_months, p.months)
     w = np.exp(-dist / p.distance_miles - dsize / p.size_log - dyear / p.age_years - age_days / (30.44 * months))
     w *= np.where(other_type, p.other_type, 1.0)
@@ -377,12 +422,6 @@ def select_comps(weights: np.ndarray, k: int = COMP_MAX) -> np.ndarray:
     if len(nz) > k:
         nz = nz[np.argpartition(-weights[nz], k - 1)[:k]]
     return nz[np.argsort(-weights[nz], kind="stable")]
-
-
-def local_correction(residual: np.ndarray, weight: np.ndarray, p: CompParams) -> float:
-    if len(weight) == 0:
-        return 0.0
-    return float(np.sum(weight * residual) / (np.sum(weight) + p.shrink))
 
 
 # --- Facts a lead does not give ------------------------------------------------------------------
@@ -438,9 +477,9 @@ def lead_facts_mask(sales: SaleArrays, seed: int = 2015) -> SaleArrays:
     masked = sales.take(slice(None))
     masked.grade = np.full(n, np.nan)
     masked.waterfront = np.zeros(n)  # unknown is valued as not waterfront, as the engine does
+    masked.eff_age = np.full(n, np.nan)  # a form does not ask when the house was last remodelled
     masked.lot = np.where(rng.random(n) < 0.30, np.nan, sales.lot)
     masked.year_built = np.where(rng.random(n) < 0.15, np.nan, sales.year_built)
-    masked.eff_age = np.full(n, np.nan)  # a form does not ask when the house was last remodelled
     masked.area = np.full(n, np.nan)  # imputed from the nearest sale: the assessor's areas are places
     masked.parcel = np.full(n, "", dtype=object)  # a lead gives an address, not the parcel id
     return masked
@@ -526,14 +565,38 @@ class ValuationModel:
     # Ranges for a subject with lead facts (grade and waterfront unknown, imputed): measured with
     # `lead_facts_mask` on the calibration sales. None on older models.
     lead_calibration: Calibration | None = None
+    # Local price movement per assessor area, to time-adjust comps. None on older models.
+    area_index: AreaIndex | None = None
+    # A model trained without the facts a lead never gives (`feature_matrix(lead=True)`), for lead-facts subjects
+    # and their comps. None: lead facts are valued by `hedonic` with the missing facts imputed.
+    lead_hedonic: HistGradientBoostingRegressor | None = None
 
-    def predict_log(self, s: SaleArrays) -> np.ndarray:
-        """Model value (log, in today's-index terms of each row's own day)."""
+    def uses_lead_model(self, lead: bool) -> bool:
+        return lead and getattr(self, "lead_hedonic", None) is not None
+
+    def predict_log(self, s: SaleArrays, lead: bool = False) -> np.ndarray:
+        """Model value (log, in today's-index terms of each row's own day); `lead`: from the facts a
+        lead gives, with the lead-facts model when there is one."""
         mp = self.model_params
+        if self.uses_lead_model(lead):
+            return self.lead_hedonic.predict(feature_matrix(s, mp, lead=True)) + target_offset(s, self.index, mp)
         return self.hedonic.predict(feature_matrix(s, mp)) + target_offset(s, self.index, mp)
 
-    def residuals(self, cand: SaleArrays) -> np.ndarray:
-        return np.log(cand.price) - self.predict_log(cand)
+    def shrink(self, lead: bool = False) -> float:
+        """The learned blend of model and comps (see `fit_shrink`) for this kind of subject."""
+        if self.uses_lead_model(lead) and self.comp_params.lead_shrink is not None:
+            return self.comp_params.lead_shrink
+        return self.comp_params.shrink
+
+    def comp_shift(self, comps: SaleArrays, as_of: int) -> np.ndarray:
+        """Log amount by which each comp's area moved (beyond the city index) from its sale to `as_of`."""
+        area_index = getattr(self, "area_index", None)
+        if area_index is None or not getattr(self.model_params, "area_index", False):
+            return np.zeros(len(comps))
+        return area_index.shift(comps.area, comps.day, as_of)
+
+    def residuals(self, cand: SaleArrays, lead: bool = False) -> np.ndarray:
+        return np.log(cand.price) - self.predict_log(cand, lead)
 
 
 @dataclass
@@ -562,10 +625,12 @@ def estimate_one(
     if len(idx) < COMP_MIN:
         return None
     chosen = cand.take(idx)
-    residual = cand_residual[idx] if cand_residual is not None else model.residuals(chosen)
-    correction = local_correction(residual, weights[idx], model.comp_params)
-    support = float(np.sum(weights[idx]))
-    base = float(model.predict_log(subject)[0])
+    residual = cand_residual[idx] if cand_residual is not None else model.residuals(chosen, lead_facts)
+    residual = residual + model.comp_shift(chosen, as_of)
+    weight = weights[idx]
+    correction = float(np.sum(weight * residual) / (np.sum(weight) + model.shrink(lead_facts)))
+    support = float(np.sum(weight))
+    base = float(model.predict_log(subject, lead_facts)[0])
     return finish_estimate(
         model,
         base,
@@ -651,6 +716,9 @@ def fit_valuation_model(
     partial = ValuationModel(
         hedonic_a, index_a, Calibration(0.0, np.array([]), np.zeros(1), np.zeros(1), np.zeros(1), 0), cp, mp, 0, 0, 0
     )
+    if mp.lead_model:
+        partial.lead_hedonic = fit_hedonic(train_a, index_a, mp, lead=True)
+    partial.area_index = fit_area_index(train_a, partial.residuals(train_a))
     if progress:
         progress("calibration model fitted")
     # Learn the blend of model and comps on the held-out months, then calibrate with it.
@@ -664,20 +732,27 @@ def fit_valuation_model(
     calibration = fit_calibration(log_error, support_a)
     # The same sales valued from the facts a lead gives, then also placed only at their ZIP centroid.
     lead_subjects = lead_facts_mask(sales)
-    lead_error, lead_support = walk_forward_errors(partial, sales, cal_idx, subjects_from=lead_subjects)
+    if mp.lead_model:
+        valued, base_a, weighted_a, support_a = walk_forward_parts(
+            partial, sales, lead_subjects.take(cal_idx), lead=True
+        )
+        lead_shrink = fit_shrink(np.log(sales.price[cal_idx][valued]), base_a, weighted_a, support_a)
+        cp = replace(cp, lead_shrink=lead_shrink)
+        partial.comp_params = cp
+    lead_error, lead_support = walk_forward_errors(partial, sales, cal_idx, subjects_from=lead_subjects, lead=True)
     lead_calibration = fit_calibration(lead_error, lead_support) if len(lead_error) >= 20 else None
     coarse_calibration = None
     if zip_centroids is not None:
         moved = lead_subjects.take(slice(None))
         moved.lat, moved.lon = np.asarray(zip_centroids[0], float), np.asarray(zip_centroids[1], float)
-        coarse_error, coarse_support = walk_forward_errors(partial, sales, cal_idx, subjects_from=moved)
+        coarse_error, coarse_support = walk_forward_errors(partial, sales, cal_idx, subjects_from=moved, lead=True)
         if len(coarse_error) >= 20:
             coarse_calibration = fit_calibration(coarse_error, coarse_support)
     if progress:
         progress(f"calibrated on {len(log_error)} sales")
     index = fit_price_index(sales)
     hedonic = fit_hedonic(sales, index, mp)
-    return ValuationModel(
+    model = ValuationModel(
         hedonic=hedonic,
         index=index,
         calibration=calibration,
@@ -689,27 +764,40 @@ def fit_valuation_model(
         coarse_calibration=coarse_calibration,
         lead_calibration=lead_calibration,
     )
+    model.area_index = fit_area_index(sales, model.residuals(sales))
+    if mp.lead_model:
+        model.lead_hedonic = fit_hedonic(sales, index, mp, lead=True)
+    return model
 
 
 def value_walk_forward(
-    model: ValuationModel, known: SaleArrays, subjects: SaleArrays, residual: np.ndarray | None = None
+    model: ValuationModel,
+    known: SaleArrays,
+    subjects: SaleArrays,
+    residual: np.ndarray | None = None,
+    lead: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(positions valued, log estimates before calibration, comp support): see `walk_forward_parts`."""
-    valued, base, weighted_residual, support = walk_forward_parts(model, known, subjects, residual)
-    return valued, base + weighted_residual / (support + model.comp_params.shrink), support
+    valued, base, weighted_residual, support = walk_forward_parts(model, known, subjects, residual, lead)
+    return valued, base + weighted_residual / (support + model.shrink(lead)), support
 
 
 def walk_forward_parts(
-    model: ValuationModel, known: SaleArrays, subjects: SaleArrays, residual: np.ndarray | None = None
+    model: ValuationModel,
+    known: SaleArrays,
+    subjects: SaleArrays,
+    residual: np.ndarray | None = None,
+    lead: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Value each subject at its own `day` with comps from `known` strictly before that day, the
     way the engine values one property: unknown facts imputed from nearby earlier sales, the model
     corrected by the comps. Returns (positions of the subjects valued, their model log values, the
     weighted sum of their comps' residuals, their comp support = sum of weights), so that the blend
-    of model and comps (`shrink`) can be chosen afterwards; subjects without enough comps are left out."""
+    of model and comps (`shrink`) can be chosen afterwards; subjects without enough comps are left out.
+    `lead`: the subjects have lead facts (valued, with their comps' residuals, by the lead-facts model)."""
     from sklearn.neighbors import BallTree
 
-    residual = model.residuals(known) if residual is None else residual
+    residual = model.residuals(known, lead) if residual is None else residual
     tree = BallTree(np.radians(np.column_stack([known.lat, known.lon])), metric="haversine")
     neighbours = tree.query_radius(
         np.radians(np.column_stack([subjects.lat, subjects.lon])), r=COMP_RADIUS_MILES / EARTH_RADIUS_MILES
@@ -727,7 +815,7 @@ def walk_forward_parts(
     if not rows:
         return np.array([], dtype=int), np.array([]), np.array([]), np.array([])
     filled = SaleArrays.concat(rows)
-    base = model.predict_log(filled)
+    base = model.predict_log(filled, lead)
     valued, bases, weighted, supports = [], [], [], []
     for j, near in enumerate(nears):
         if len(near) < COMP_MIN:
@@ -738,7 +826,9 @@ def walk_forward_parts(
             continue
         valued.append(j)
         bases.append(base[j])
-        weighted.append(float(np.sum(weights[idx] * residual[near][idx])))
+        comp_rows = near[idx]
+        shifted = residual[comp_rows] + model.comp_shift(known.take(comp_rows), int(subjects.day[j]))
+        weighted.append(float(np.sum(weights[idx] * shifted)))
         supports.append(float(np.sum(weights[idx])))
     return np.array(valued, dtype=int), np.array(bases), np.array(weighted), np.array(supports)
 
@@ -756,7 +846,11 @@ def fit_shrink(log_price: np.ndarray, base: np.ndarray, weighted_residual: np.nd
 
 
 def walk_forward_errors(
-    model: ValuationModel, sales: SaleArrays, targets: np.ndarray, subjects_from: SaleArrays | None = None
+    model: ValuationModel,
+    sales: SaleArrays,
+    targets: np.ndarray,
+    subjects_from: SaleArrays | None = None,
+    lead: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Log errors (actual vs estimate before calibration) of `sales[targets]`, each valued at its own
     date with comps strictly before it. Targets without enough comps are skipped.
@@ -764,7 +858,7 @@ def walk_forward_errors(
     `subjects_from`: the same rows with other facts (lead facts, coordinates moved to the ZIP
     centroid), used to describe the subjects; comps and prices still come from `sales`."""
     subjects = (sales if subjects_from is None else subjects_from).take(targets)
-    valued, raw, support = value_walk_forward(model, sales, subjects)
+    valued, raw, support = value_walk_forward(model, sales, subjects, lead=lead)
     return np.log(sales.price[targets][valued]) - raw, support
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db.models import Q
 
 from valuation import core
 from valuation.geocoding import ZIP_CENTROID
@@ -42,6 +43,7 @@ SALE_FIELDS = (
     "use_type",
     "eff_age",
     "area",
+    "pinx",
 )
 
 
@@ -153,18 +155,23 @@ def insufficient(detail: str, *, as_of: dt.date, model_version: int | None, miss
     }
 
 
-def candidate_sales(facts: PropertyFacts, as_of: dt.date) -> list[dict[str, Any]]:
-    """Sales strictly before `as_of`, inside the comp window, in a box around the property."""
-    dlat = core.COMP_RADIUS_MILES / 69.0
-    dlon = core.COMP_RADIUS_MILES / (69.0 * max(0.05, math.cos(math.radians(facts.latitude))))
-    return list(
-        Sale.objects.filter(
-            latitude__range=(facts.latitude - dlat, facts.latitude + dlat),
-            longitude__range=(facts.longitude - dlon, facts.longitude + dlon),
-            sale_date__lt=as_of,
-            sale_date__gte=as_of - dt.timedelta(days=core.COMP_WINDOW_DAYS),
-        ).values(*SALE_FIELDS)
+def _box(facts: PropertyFacts, miles: float) -> Q:
+    dlat = miles / 69.0
+    dlon = miles / (69.0 * max(0.05, math.cos(math.radians(facts.latitude))))
+    return Q(
+        latitude__range=(facts.latitude - dlat, facts.latitude + dlat),
+        longitude__range=(facts.longitude - dlon, facts.longitude + dlon),
     )
+
+
+def candidate_sales(facts: PropertyFacts, as_of: dt.date, comp_params: core.CompParams) -> list[dict[str, Any]]:
+    """Sales strictly before `as_of` in a box around the property: inside the comp window, or
+    earlier sales at the property's own point (its parcel's, which count for longer)."""
+    recent = _box(facts, core.COMP_RADIUS_MILES) & Q(sale_date__gte=as_of - dt.timedelta(days=core.COMP_WINDOW_DAYS))
+    own_point = _box(facts, core.SAME_PARCEL_MILES) & Q(
+        sale_date__gte=as_of - dt.timedelta(days=comp_params.parcel_window_days)
+    )
+    return list(Sale.objects.filter(recent | own_point, sale_date__lt=as_of).values(*SALE_FIELDS))
 
 
 # API names of the facts core.impute_subject may fill.
@@ -199,6 +206,7 @@ def _subject(facts: PropertyFacts, as_of: dt.date) -> core.SaleArrays:
         townhouse=col(None if facts.property_type is None else facts.property_type == "townhouse"),
         eff_age=col(None),  # remodel unknown for a lead or an API caller
         area=col(None),  # the assessor area of the nearest sale
+        parcel=np.array([""], dtype=object),  # an address is not a parcel id: matched by point and size
     )
 
 
@@ -265,7 +273,7 @@ def value_property(facts: PropertyFacts, as_of: dt.date, version_id: int | None)
             f"no valuation model trained on sales before {as_of.isoformat()}", as_of=as_of, model_version=None
         )
     model = load_model(version_id)
-    records = candidate_sales(facts, as_of)
+    records = candidate_sales(facts, as_of, model.comp_params)
     too_few = insufficient(
         f"fewer than {core.COMP_MIN} comparable sales within {core.COMP_RADIUS_MILES:g} mile in the "
         f"{core.COMP_WINDOW_DAYS // 365} years before {as_of.isoformat()}",

@@ -61,18 +61,19 @@ def walk_forward(
         # Comps may be any sale strictly before the one being valued, including earlier sales of
         # the same month (they were known by then); the model only knows sales before the month.
         known = sales.take(sales.day < end)
-        residual = model.residuals(known)
+        residuals = {lead: model.residuals(known, lead) for lead in (False, True)}
         month_metrics: dict[str, dict[str, float]] = {}
         valued_counts: dict[str, int] = {}
         for name, described in variants.items():
             subjects = described.take(target_idx)
-            valued, raw, support = core.value_walk_forward(model, known, subjects, residual)
+            lead = name != "full"
+            valued, raw, support = core.value_walk_forward(model, known, subjects, residuals[lead], lead)
             skipped[name] += len(target_idx) - len(valued)
             a, e, lo, hi = collected[name]
             month_a, month_e, month_lo, month_hi = [], [], [], []
             for pos, raw_log, sup in zip(valued, raw, support, strict=True):
                 log_est, q_low, q_high, _ = core.calibrated(
-                    model, float(raw_log), float(sup), coarse=name == "zip", lead_facts=name != "full"
+                    model, float(raw_log), float(sup), coarse=name == "zip", lead_facts=lead
                 )
                 month_a.append(float(subjects.price[pos]))
                 month_e.append(float(np.exp(log_est)))
