@@ -5,11 +5,14 @@ One method, used the same way by the API/lead engine (candidates from the databa
 
 1. A monthly price index from the sales themselves (hedonic time-dummy regression, log price on
    month dummies + location cells + facts), so every price can be moved to any date.
-2. A learned hedonic model (HistGradientBoostingRegressor) of the index-deflated log price.
+2. A learned hedonic model (HistGradientBoostingRegressor) of the index-deflated log price, and
+   a second one without the facts a lead never gives (grade, waterfront, remodel)
+   for lead-facts subjects.
 3. Comparable sales strictly before the as-of date, weighted by distance, size, age, recency and
-   type (a prior sale of the same parcel weighs most). Each comp says how far the market paid
-   above or below the model for that house; the shrunk weighted mean of those residuals corrects
-   the model locally: estimate = model(subject) x exp(local correction) x index(as_of).
+   type; an earlier sale of the same parcel (by parcel id, or the same point and size) weighs most
+   and counts for 6 years. Each comp says how far the market paid above or below the model for
+   that house; the shrunk weighted mean of those residuals corrects the model locally:
+   estimate = model(subject) x exp(local correction) x index(as_of).
 4. An honest ~80% range: the 10th/90th percentiles of the log errors the whole method made on the
    last months before the training cut-off (walk-forward, a model fitted without them), bucketed
    by how much comp support the estimate has. `confidence` is the share of those past estimates
@@ -245,47 +248,6 @@ def _smooth(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass
-class AreaIndex:
-    """How far each assessor area's prices moved apart from the citywide index, month by month
-    (log), learned from the model's residuals on the training sales: the model has no time
-    feature, so an area that rose faster than the city shows up as residuals rising over time.
-    Used to time-adjust comps: a comp sold when its area stood lower is moved up to the as-of date."""
-
-    areas: np.ndarray  # area codes, sorted
-    first_month: int
-    deviation: np.ndarray  # (areas, months): smoothed, shrunk mean residual; flat beyond the end
-
-    def shift(self, area: np.ndarray, from_day: np.ndarray, to_day: int) -> np.ndarray:
-        """Log change of each area's deviation between `from_day` and `to_day` (0 for unknown areas)."""
-        pos = np.searchsorted(self.areas, area)
-        pos = np.clip(pos, 0, len(self.areas) - 1)
-        known = self.areas[pos] == area
-        last = self.deviation.shape[1] - 1
-        m_from = np.clip(np.floor(_frac_month(from_day)).astype(np.int64) - self.first_month, 0, last)
-        m_to = int(np.clip(np.floor(_frac_month(np.array([to_day])))[0] - self.first_month, 0, last))
-        out = self.deviation[pos, m_to] - self.deviation[pos, m_from]
-        return np.where(known, out, 0.0)
-
-
-AREA_INDEX_PRIOR = 20.0  # sales: a month's mean residual in an area is shrunk by n / (n + this)
-
-
-def fit_area_index(sales: SaleArrays, residual: np.ndarray) -> AreaIndex:
-    month = np.floor(_frac_month(sales.day)).astype(np.int64)
-    first = int(month.min())
-    n_months = int(month.max()) - first + 1
-    areas = np.unique(sales.area[~np.isnan(sales.area)])
-    deviation = np.zeros((len(areas), n_months))
-    for i, area in enumerate(areas):
-        rows = sales.area == area
-        counts = np.bincount(month[rows] - first, minlength=n_months).astype(float)
-        sums = np.bincount(month[rows] - first, weights=residual[rows], minlength=n_months)
-        means = sums / (counts + AREA_INDEX_PRIOR)
-        deviation[i] = _smooth(means, counts)
-    return AreaIndex(areas=areas, first_month=first, deviation=deviation)
-
-
 # --- 2. Learned model -----------------------------------------------------------------------------
 
 FEATURE_NAMES = (
@@ -335,16 +297,6 @@ def feature_matrix(s: SaleArrays, params: ModelParams, lead: bool = False) -> np
     )
 
 
-def target_offset(s: SaleArrays, index: PriceIndex, params: ModelParams) -> np.ndarray:
-    """What the trees do not have to learn: the index at each row's day and, when the model is of
-    price per square foot, the log living area."""
-    offset = index.at(s.day)
-    # vars(): a model pickled before the option existed predicts price, not the class default.
-    if vars(params).get("per_sqft", False):
-        offset = offset + np.log(s.living)
-    return offset
-
-
 @dataclass(frozen=True)
 class ModelParams:
     max_iter: int = 400
@@ -355,14 +307,12 @@ class ModelParams:
     calibration_days: int = 91
     extra_facts: bool = True
     lead_model: bool = True
-    area_index: bool = True
-    per_sqft: bool = True
 
 
 def fit_hedonic(
     sales: SaleArrays, index: PriceIndex, params: ModelParams, seed: int = 0, lead: bool = False
 ) -> HistGradientBoostingRegressor:
-    target = np.log(sales.price) - target_offset(sales, index, params)
+    target = np.log(sales.price) - index.at(sales.day)
     model = HistGradientBoostingRegressor(
         max_iter=params.max_iter,
         learning_rate=params.learning_rate,
@@ -565,8 +515,6 @@ class ValuationModel:
     # Ranges for a subject with lead facts (grade and waterfront unknown, imputed): measured with
     # `lead_facts_mask` on the calibration sales. None on older models.
     lead_calibration: Calibration | None = None
-    # Local price movement per assessor area, to time-adjust comps. None on older models.
-    area_index: AreaIndex | None = None
     # A model trained without the facts a lead never gives (`feature_matrix(lead=True)`), for lead-facts subjects
     # and their comps. None: lead facts are valued by `hedonic` with the missing facts imputed.
     lead_hedonic: HistGradientBoostingRegressor | None = None
@@ -579,21 +527,14 @@ class ValuationModel:
         lead gives, with the lead-facts model when there is one."""
         mp = self.model_params
         if self.uses_lead_model(lead):
-            return self.lead_hedonic.predict(feature_matrix(s, mp, lead=True)) + target_offset(s, self.index, mp)
-        return self.hedonic.predict(feature_matrix(s, mp)) + target_offset(s, self.index, mp)
+            return self.lead_hedonic.predict(feature_matrix(s, mp, lead=True)) + self.index.at(s.day)
+        return self.hedonic.predict(feature_matrix(s, mp)) + self.index.at(s.day)
 
     def shrink(self, lead: bool = False) -> float:
         """The learned blend of model and comps (see `fit_shrink`) for this kind of subject."""
         if self.uses_lead_model(lead) and self.comp_params.lead_shrink is not None:
             return self.comp_params.lead_shrink
         return self.comp_params.shrink
-
-    def comp_shift(self, comps: SaleArrays, as_of: int) -> np.ndarray:
-        """Log amount by which each comp's area moved (beyond the city index) from its sale to `as_of`."""
-        area_index = getattr(self, "area_index", None)
-        if area_index is None or not getattr(self.model_params, "area_index", False):
-            return np.zeros(len(comps))
-        return area_index.shift(comps.area, comps.day, as_of)
 
     def residuals(self, cand: SaleArrays, lead: bool = False) -> np.ndarray:
         return np.log(cand.price) - self.predict_log(cand, lead)
@@ -626,7 +567,6 @@ def estimate_one(
         return None
     chosen = cand.take(idx)
     residual = cand_residual[idx] if cand_residual is not None else model.residuals(chosen, lead_facts)
-    residual = residual + model.comp_shift(chosen, as_of)
     weight = weights[idx]
     correction = float(np.sum(weight * residual) / (np.sum(weight) + model.shrink(lead_facts)))
     support = float(np.sum(weight))
@@ -718,7 +658,6 @@ def fit_valuation_model(
     )
     if mp.lead_model:
         partial.lead_hedonic = fit_hedonic(train_a, index_a, mp, lead=True)
-    partial.area_index = fit_area_index(train_a, partial.residuals(train_a))
     if progress:
         progress("calibration model fitted")
     # Learn the blend of model and comps on the held-out months, then calibrate with it.
@@ -764,7 +703,6 @@ def fit_valuation_model(
         coarse_calibration=coarse_calibration,
         lead_calibration=lead_calibration,
     )
-    model.area_index = fit_area_index(sales, model.residuals(sales))
     if mp.lead_model:
         model.lead_hedonic = fit_hedonic(sales, index, mp, lead=True)
     return model
@@ -826,9 +764,7 @@ def walk_forward_parts(
             continue
         valued.append(j)
         bases.append(base[j])
-        comp_rows = near[idx]
-        shifted = residual[comp_rows] + model.comp_shift(known.take(comp_rows), int(subjects.day[j]))
-        weighted.append(float(np.sum(weights[idx] * shifted)))
+        weighted.append(float(np.sum(weights[idx] * residual[near][idx])))
         supports.append(float(np.sum(weights[idx])))
     return np.array(valued, dtype=int), np.array(bases), np.array(weighted), np.array(supports)
 

@@ -1,4 +1,4 @@
-"""The same house's earlier sale, the lead-facts model and the local (per-area) index."""
+"""The same house's earlier sale and the lead-facts model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime as dt
 import numpy as np
 
 from tests.valuation.conftest import SUBJECT, synthetic_sales
-from valuation import core, engine
+from valuation import engine
 from valuation.engine import PropertyFacts
 from valuation.models import Sale
 from valuation.services import model_train, valuation_get
@@ -55,37 +55,3 @@ def test_lead_facts_are_valued_by_a_model_that_never_saw_grade_or_waterfront(mak
     # The full-facts model does use them (the synthetic market pays 9% a grade step).
     assert model.predict_log(better)[0] > model.predict_log(subject)[0] + 0.1
     assert model.comp_params.lead_shrink is not None
-
-
-def test_a_model_pickled_before_price_per_sqft_still_models_price() -> None:
-    sales = core.arrays_from_records([vars(s) for s in synthetic_sales(n=50)])
-    index = core.PriceIndex(first_month=516, log_index=np.zeros(12), slope=0.0)
-    old = core.ModelParams()
-    del old.__dict__["per_sqft"]  # what unpickling a ModelParams from before the field gives
-
-    assert np.array_equal(core.target_offset(sales, index, old), index.at(sales.day))
-    now = core.target_offset(sales, index, core.ModelParams())
-    assert np.allclose(now, index.at(sales.day) + np.log(sales.living))
-
-
-def test_area_index_moves_a_comp_by_its_areas_own_trend_and_stops_at_the_last_month() -> None:
-    rng = np.random.default_rng(0)
-    n = 4000
-    day = rng.integers(core.to_day("2013-01-01"), core.to_day("2014-12-31"), n)
-    area = rng.choice([1.0, 2.0], n)
-    months = (day - core.to_day("2013-01-01")) / 30.44
-    # Area 2 rose 1% a month faster than the city; area 1 moved with it.
-    residual = np.where(area == 2.0, 0.01 * (months - 12), 0.0) + rng.normal(0, 0.05, n)
-    sales = core.SaleArrays.from_rows([{"day": int(d), "area": a} for d, a in zip(day, area, strict=True)])
-
-    index = core.fit_area_index(sales, residual)
-
-    start = np.array([core.to_day("2013-06-15")] * 3)
-    later = core.to_day("2014-06-15")
-    shift = index.shift(np.array([1.0, 2.0, 99.0]), start, later)
-    assert abs(shift[0]) < 0.02
-    assert 0.09 < shift[1] < 0.15  # ~12 months at 1%
-    assert shift[2] == 0.0  # an area it never saw
-    # Beyond the training sales the local deviation stays where it was: no guessing a trend.
-    far = index.shift(np.array([2.0]), np.array([core.to_day("2014-12-15")]), core.to_day("2016-06-01"))
-    assert far[0] == 0.0
