@@ -239,3 +239,21 @@ def test_a_text_search_inside_a_transaction_leaves_the_planner_settings_as_they_
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_setting('enable_indexscan'), current_setting('enable_seqscan')")
             assert cursor.fetchone() == ("on", "on")
+
+
+@pytest.mark.django_db
+def test_windows_start_at_the_newest_entry_not_at_the_clock(make_entry):
+    """A store whose writers went quiet three days ago: the first window holds its newest minutes (so a
+    common word still fills a page from one small window), not three days of nothing."""
+    from logs.selectors import FIRST_WINDOW, FUTURE_SKEW, text_windows
+
+    now = datetime.now(tz=UTC)
+    newest = now - timedelta(days=3)
+    make_entry("older", time=newest - timedelta(hours=1))
+    make_entry("newest", time=newest)
+    windows = text_windows(since=None, until=None, oldest_first=False, now=now)
+    assert windows[0][0] == newest - FIRST_WINDOW
+    assert windows[0][1] == now + FUTURE_SKEW
+    assert windows[-1][0] is None  # then back to the retention window and one open window beyond it
+    assert text_windows(since=now - timedelta(days=1), until=None, oldest_first=False, now=now) == []
+    assert [e.message for e in log_entries_page(LogFilters(q="newest"))[0]] == ["newest"]
