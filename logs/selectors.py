@@ -77,8 +77,14 @@ def text_filter(
     return queryset.filter(Q(message__icontains=query) | Q(event__icontains=query))
 
 
+def _all_words_required(query: str) -> bool:
+    """No OR and no -negation in a web-search query: every word it has must be in a matching entry."""
+    return not any(token.startswith("-") or token.lower() == "or" for token in query.replace('"', " ").split())
+
+
 def _tsquery_condition(query: str, *, service: str, level: int | None) -> RawSQL:
-    """`search @@ (<words> && 'svc:…' && ('lvl:40' | 'lvl:50'))`, any part optional (not all)."""
+    """`search @@ (<words> && 'svc:…' && ('lvl:40' | 'lvl:50'))`, any part optional (not all); with words and a
+    service also `'svc:<service>/<word>' & …`, the pairs the store indexes (migration 0006)."""
     parts: list[str] = []
     params: list[str] = []
     if query:
@@ -87,6 +93,10 @@ def _tsquery_condition(query: str, *, service: str, level: int | None) -> RawSQL
     if service:
         parts.append("%s::tsquery")
         params.append(_lexeme(f"svc:{without_nul(service)}"))
+        if query and _all_words_required(query):
+            # 'svc:beat/timeout': one GIN lookup instead of intersecting 'timeout' with 'svc:beat' (migration 0006)
+            parts.append("logs_service_words(%s, %s)")
+            params += [query, without_nul(service)]
     terms = level_terms(level)
     if terms:  # none above CRITICAL: then level__gte alone already matches nothing
         parts.append("%s::tsquery")
@@ -164,7 +174,7 @@ FIRST_WINDOW = timedelta(minutes=2)
 WINDOW_GROWTH = 8
 # No entry is newer than this (POST /api/logs refuses timestamps further ahead; the handler stamps now).
 FUTURE_SKEW = timedelta(hours=1)
-# Where the newest entry is looked for first (one or two day partitions), before the whole store.
+# Where the newest (oldest) entry is looked for first (one or two day partitions), before the whole store.
 NEWEST_PROBE = timedelta(days=1)
 
 
@@ -181,6 +191,15 @@ def newest_entry_time(before: datetime, using: str = "default") -> datetime | No
     then (after a quiet day) of all of them."""
     entries = LogEntry.objects.using(using).filter(time__lt=before).order_by("-time").values_list("time", flat=True)
     return entries.filter(time__gte=before - NEWEST_PROBE).first() or entries.first()
+
+
+def oldest_entry_time(since: datetime | None, retained: datetime, using: str = "default") -> datetime | None:
+    """The time of the oldest entry from `since` on: a probe of the first day's partitions (from `since`,
+    else everything up to a day into the retention window), then of all of them."""
+    entries = LogEntry.objects.using(using).order_by("time").values_list("time", flat=True)
+    if since:
+        entries = entries.filter(time__gte=since)
+    return entries.filter(time__lt=(since or retained) + NEWEST_PROBE).first() or entries.first()
 
 
 def text_windows(
@@ -213,10 +232,9 @@ def text_windows(
     high = min(until, now + FUTURE_SKEW) if until else now + FUTURE_SKEW
     windows: list[tuple[datetime | None, datetime | None]] = []
     length = FIRST_WINDOW
+    retained = now - timedelta(days=settings.LOG_RETENTION_DAYS + 1)
     if oldest_first:
-        # Start where the entries start (a cheap ordered probe of each partition's time index).
-        oldest_qs = LogEntry.objects.using(using).filter(time__gte=since) if since else LogEntry.objects.using(using)
-        oldest = oldest_qs.order_by("time").values_list("time", flat=True).first()
+        oldest = oldest_entry_time(since, retained, using)
         if oldest is None or oldest >= high:
             return []
         start: datetime | None = since
@@ -231,7 +249,6 @@ def text_windows(
     newest = newest_entry_time(high, using)
     if newest is None or (since and newest < since):
         return []
-    retained = now - timedelta(days=settings.LOG_RETENTION_DAYS + 1)
     low = since if since else retained
     end_: datetime = high
     start_ = newest - length  # the first window also takes whatever arrives after the probe

@@ -113,3 +113,13 @@ def test_admin_level_filter_ignores_non_ascii_digits(admin_client, make_entry):
 def test_admin_list_ignores_nul_bytes_in_filters(admin_client, make_entry, param):
     make_entry("kept", time=T0, service="web", request_id="", lead_id="")
     assert _messages(admin_client.get("/admin/logs/logentry/", {param: "\x00"})) == ["kept"]
+
+
+@pytest.mark.django_db
+def test_admin_rows_escape_what_was_logged(admin_client, make_entry):
+    make_entry(
+        "<script>alert(1)</script>", time=T0, service="web", request_id='req-"><b>x</b>-0001', lead_id="<i>lead</i>"
+    )
+    body = admin_client.get("/admin/logs/logentry/").content.decode()
+    assert "<script>alert(1)</script>" not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "<b>x</b>" not in body and "<i>lead</i>" not in body
