@@ -7,7 +7,7 @@
 
 BENCH_DATABASE_URL names the database (default leadsite_bench_logs). With LOG_BENCH_REUSE the cases'
 "now" is the store's newest seeded entry (so "last hour" and "one day" mean what they meant when it
-was seeded), and the entries the ingestion step adds are deleted again afterwards.
+was seeded). A kept store stays as seeded: the entries the ingestion step adds are deleted again.
 
 What it does, in its own database (dropped at the end, even on failure):
 1. the handler's cost per log call (in-process);
@@ -530,7 +530,7 @@ def main() -> None:
             print_table(f"POST /api/logs, {BATCH:,} entries per request, while searching", [("POST /api/logs", ingest)])
             print(f"ingested entries/s while searching: {ingest['throughput'] * BATCH:,.0f}   (target >= 10,000)")
             print_table("searches while ingesting", during)
-            if reuse:
+            if keep:
                 forget_ingested(ingest_started - timedelta(minutes=1))
     finally:
         if not keep:
