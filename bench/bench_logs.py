@@ -7,7 +7,7 @@
 
 BENCH_DATABASE_URL names the database (default leadsite_bench_logs). With LOG_BENCH_REUSE the cases'
 "now" is the store's newest seeded entry (so "last hour" and "one day" mean what they meant when it
-was seeded). A kept store stays as seeded: the entries the ingestion step adds are deleted again.
+was seeded). A kept store stays as seeded: the entries this run writes are deleted again.
 
 What it does, in its own database (dropped at the end, even on failure):
 1. the handler's cost per log call (in-process);
@@ -471,10 +471,14 @@ def stored_store() -> tuple[int, datetime, float]:
     return rows, newest, size_gb
 
 
-def forget_ingested(since: datetime) -> None:
-    """A kept store stays as seeded: the entries POST /api/logs added are deleted (and their day vacuumed)."""
+def forget_bench_writes(since: datetime) -> None:
+    """A kept store stays as seeded: what this run wrote (the handler-cost step's entries, those POST
+    /api/logs added) is deleted again, and its days vacuumed."""
     with _connect() as conn:
-        conn.execute("DELETE FROM logs_logentry WHERE time >= %s AND logger LIKE 'api:%%'", [since])
+        conn.execute(
+            "DELETE FROM logs_logentry WHERE time >= %s AND (logger LIKE 'api:%%' OR logger LIKE 'bench.logs.%%')",
+            [since],
+        )
         day = since.date()
         while day <= datetime.now(tz=UTC).date():
             conn.execute(f'VACUUM (ANALYZE) "logs_logentry_p{day:%Y%m%d}"')
@@ -487,6 +491,7 @@ def main() -> None:
     keep = reuse or os.environ.get("LOG_BENCH_KEEP") == "1"
     if not reuse:
         prepare_database()
+    started = datetime.now(tz=UTC) - timedelta(minutes=1)
     try:
         os.environ.update(bench_env())
         os.environ["DJANGO_SETTINGS_MODULE"] = "leadsite.settings"
@@ -501,6 +506,7 @@ def main() -> None:
         print(f"added per log call        {cost['added_us']:7.2f} µs   (target < 50 µs)", flush=True)
 
         if reuse:
+            forget_bench_writes(started)  # the handler-cost step's entries would be the newest
             rows, now, size_gb = stored_store()
             print(
                 f"\nreusing the kept store: ~{rows:,} entries, newest {now:%Y-%m-%d %H:%M}, {size_gb:.1f} GB",
@@ -525,13 +531,12 @@ def main() -> None:
         print(f"load average after the searches: {os.getloadavg()}", flush=True)
 
         if os.environ.get("LOG_BENCH_INGEST", "1") == "1":
-            ingest_started = datetime.now(tz=UTC)
             ingest, during = ingestion_with_searches(values)
             print_table(f"POST /api/logs, {BATCH:,} entries per request, while searching", [("POST /api/logs", ingest)])
             print(f"ingested entries/s while searching: {ingest['throughput'] * BATCH:,.0f}   (target >= 10,000)")
             print_table("searches while ingesting", during)
             if keep:
-                forget_ingested(ingest_started - timedelta(minutes=1))
+                forget_bench_writes(started)
     finally:
         if not keep:
             drop_database()
