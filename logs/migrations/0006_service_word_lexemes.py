@@ -14,13 +14,19 @@ and its GIN index rebuilt (roughly a minute per million entries): run it in a qu
 
 from django.db import migrations
 
+# PL/pgSQL, not SQL: a SQL function with a FROM is not inlined and ran ~2x slower per row (100,000
+# rows: 3.5 s against 7.8 s, on the loaded box). The old expression alone took ~1.3 s.
 FUNCTION = """
 CREATE OR REPLACE FUNCTION logs_search_vector(event text, message text, service text, level integer)
-RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT words
-        || array_to_tsvector(ARRAY['svc:' || service, 'lvl:' || level::text])
-        || array_to_tsvector(ARRAY(SELECT 'svc:' || service || '/' || word FROM unnest(tsvector_to_array(words)) AS word))
-    FROM (SELECT to_tsvector('simple'::regconfig, coalesce(event, '') || ' ' || left(message, 8000)) AS words) AS parsed
+RETURNS tsvector LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    words tsvector := to_tsvector('simple'::regconfig, coalesce(event, '') || ' ' || left(message, 8000));
+BEGIN
+    RETURN words || array_to_tsvector(
+        ARRAY['svc:' || service, 'lvl:' || level::text]
+        || ARRAY(SELECT 'svc:' || service || '/' || word FROM unnest(tsvector_to_array(words)) AS word)
+    );
+END
 $$
 """
 
