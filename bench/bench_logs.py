@@ -2,6 +2,12 @@
 
     make bench BENCH=logs                      # 20,000,000 entries (a month of the seed business)
     LOG_BENCH_ROWS=1000000 make bench BENCH=logs
+    LOG_BENCH_KEEP=1 make bench BENCH=logs     # seed as usual but keep the database afterwards
+    LOG_BENCH_REUSE=1 make bench BENCH=logs    # search a kept store again: no seeding, nothing dropped
+
+BENCH_DATABASE_URL names the database (default leadsite_bench_logs). With LOG_BENCH_REUSE the cases'
+"now" is the store's newest seeded entry (so "last hour" and "one day" mean what they meant when it
+was seeded). A kept store stays as seeded: the entries this run writes are deleted again.
 
 What it does, in its own database (dropped at the end, even on failure):
 1. the handler's cost per log call (in-process);
@@ -260,8 +266,7 @@ def samples() -> dict[str, str]:
     return {"request_id": request_id, "lead_id": lead_id, "phone": message.rsplit(" ", 1)[-1]}
 
 
-def api_cases(values: dict[str, str]) -> list[tuple[str, dict]]:
-    now = datetime.now(tz=UTC)
+def api_cases(values: dict[str, str], now: datetime) -> list[tuple[str, dict]]:
     day = (now - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
     a_day = {"since": day, "until": day + timedelta(days=1)}
     hour = {"since": now - timedelta(hours=1)}
@@ -324,7 +329,7 @@ def page_50_cursor(params: dict) -> str | None:
     return cursor
 
 
-def admin_cases(values: dict[str, str]) -> list[tuple[str, dict]]:
+def admin_cases(values: dict[str, str], now: datetime) -> list[tuple[str, dict]]:
     return [
         ("list, no filter", {}),
         ("list, page 50", {"p": 50}),
@@ -337,7 +342,7 @@ def admin_cases(values: dict[str, str]) -> list[tuple[str, dict]]:
         ("level>=error", {"level": 40}),
         ("level>=error + text + service", {"level": 40, "q": "timeout", "service": "worker"}),
         ("service=beat", {"service": "beat"}),
-        ("time: past 7 days", {"time__gte": (datetime.now(tz=UTC) - timedelta(days=7)).replace(microsecond=0)}),
+        ("time: past 7 days", {"time__gte": (now - timedelta(days=7)).replace(microsecond=0)}),
         ("request_id", {"request_id": values["request_id"]}),
         ("lead journey", {"journey": values["lead_id"]}),
     ]
@@ -362,14 +367,14 @@ def warm_up(url: str, headers: dict[str, str], method: str = "GET", body: bytes 
     load(url, method, body=body, headers=headers, concurrency=8, duration=2, warmup=0)
 
 
-def searches(values: dict[str, str]) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
+def searches(values: dict[str, str], now: datetime) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
     key = create_api_key("logs:read")
     api_rows, admin_rows = [], []
     cookie = admin_session()
     with Server("leadsite.settings") as base:
         warm_up(f"{base}/api/logs?limit=1", {"X-Api-Key": key})
         warm_up(f"{base}/admin/logs/logentry/?request_id=warm-up", {"Cookie": f"sessionid={cookie}"})
-        for name, params in api_cases(values):
+        for name, params in api_cases(values, now):
             url = f"{base}/api/logs?{_query(params)}"
             api_rows.append((name, load(url, headers={"X-Api-Key": key}, concurrency=2, duration=SEARCH_SECONDS)))
             if name in PAGE_50_CASES:
@@ -378,7 +383,7 @@ def searches(values: dict[str, str]) -> tuple[list[tuple[str, dict]], list[tuple
                     url = f"{base}/api/logs?{_query({**params, 'cursor': cursor})}"
                     result = load(url, headers={"X-Api-Key": key}, concurrency=2, duration=SEARCH_SECONDS)
                     api_rows.append((f"{name}, page 50", result))
-        for name, params in admin_cases(values):
+        for name, params in admin_cases(values, now):
             url = f"{base}/admin/logs/logentry/?{_query(params)}"
             result = load(url, headers={"Cookie": f"sessionid={cookie}"}, concurrency=2, duration=SEARCH_SECONDS)
             admin_rows.append((name, result))
@@ -454,11 +459,39 @@ def drop_database() -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
 
 
+def stored_store() -> tuple[int, datetime, float]:
+    """A kept store's size: entries (the planner's estimate, no count), newest entry, gigabytes."""
+    with _connect() as conn:
+        rows = conn.execute(
+            "SELECT coalesce(sum(c.reltuples), 0)::bigint FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'logs_logentry'::regclass"
+        ).fetchone()[0]
+        newest = conn.execute("SELECT max(time) FROM logs_logentry").fetchone()[0]
+        size_gb = conn.execute("SELECT pg_database_size(current_database()) / 1e9").fetchone()[0]
+    return rows, newest, size_gb
+
+
+def forget_bench_writes(since: datetime) -> None:
+    """A kept store stays as seeded: what this run wrote (the handler-cost step's entries, those POST
+    /api/logs added) is deleted again, and its days vacuumed."""
+    with _connect() as conn:
+        conn.execute(
+            "DELETE FROM logs_logentry WHERE time >= %s AND (logger LIKE 'api:%%' OR logger LIKE 'bench.logs.%%')",
+            [since],
+        )
+        day = since.date()
+        while day <= datetime.now(tz=UTC).date():
+            conn.execute(f'VACUUM (ANALYZE) "logs_logentry_p{day:%Y%m%d}"')
+            day += timedelta(days=1)
+
+
 def main() -> None:
-    # LOG_BENCH_REUSE=1: search the store a previous LOG_BENCH_KEEP=1 run left (no seeding).
+    # LOG_BENCH_REUSE=1: search the store a previous LOG_BENCH_KEEP=1 run left (no seeding, not dropped).
     reuse = os.environ.get("LOG_BENCH_REUSE") == "1"
+    keep = reuse or os.environ.get("LOG_BENCH_KEEP") == "1"
     if not reuse:
         prepare_database()
+    started = datetime.now(tz=UTC) - timedelta(minutes=1)
     try:
         os.environ.update(bench_env())
         os.environ["DJANGO_SETTINGS_MODULE"] = "leadsite.settings"
@@ -472,26 +505,40 @@ def main() -> None:
         print(f"CentralLogHandler         {cost['central_us']:7.2f} µs")
         print(f"added per log call        {cost['added_us']:7.2f} µs   (target < 50 µs)", flush=True)
 
-        timings = seed(ROWS) if not reuse else {"load_s": 0, "index_s": 0, "analyze_s": 0, "size_gb": 0}
-        print(
-            f"\nseeded {ROWS:,} entries over {DAYS} days: load {timings['load_s']:.0f} s, indexes "
-            f"{timings['index_s']:.0f} s, vacuum+analyze {timings['analyze_s']:.0f} s; "
-            f"database {timings['size_gb']:.1f} GB",
-            flush=True,
-        )
+        if reuse:
+            forget_bench_writes(started)  # the handler-cost step's entries would be the newest
+            rows, now, size_gb = stored_store()
+            print(
+                f"\nreusing the kept store: ~{rows:,} entries, newest {now:%Y-%m-%d %H:%M}, {size_gb:.1f} GB",
+                flush=True,
+            )
+        else:
+            timings = seed(ROWS)
+            rows, now = ROWS, datetime.now(tz=UTC)
+            print(
+                f"\nseeded {ROWS:,} entries over {DAYS} days: load {timings['load_s']:.0f} s, indexes "
+                f"{timings['index_s']:.0f} s, vacuum+analyze {timings['analyze_s']:.0f} s; "
+                f"database {timings['size_gb']:.1f} GB",
+                flush=True,
+            )
         values = samples()
-        api_rows, admin_rows = searches(values)
-        print_table(f"GET /api/logs on {ROWS:,} entries (target p95 < 100 ms)", api_rows)
-        print_table(f"admin log list on {ROWS:,} entries (target p95 < 100 ms)", admin_rows)
+        print(f"load average before the searches: {os.getloadavg()}", flush=True)
+        api_rows, admin_rows = searches(values, now)
+        print_table(f"GET /api/logs on {rows:,} entries (target p95 < 100 ms)", api_rows)
+        print_table(f"admin log list on {rows:,} entries (target p95 < 100 ms)", admin_rows)
         worst = max(api_rows + admin_rows, key=lambda row: row[1]["p95_ms"])
         print(f"slowest p95: {worst[1]['p95_ms']:.1f} ms ({worst[0]})", flush=True)
+        print(f"load average after the searches: {os.getloadavg()}", flush=True)
 
-        ingest, during = ingestion_with_searches(values)
-        print_table(f"POST /api/logs, {BATCH:,} entries per request, while searching", [("POST /api/logs", ingest)])
-        print(f"ingested entries/s while searching: {ingest['throughput'] * BATCH:,.0f}   (target >= 10,000)")
-        print_table("searches while ingesting", during)
+        if os.environ.get("LOG_BENCH_INGEST", "1") == "1":
+            ingest, during = ingestion_with_searches(values)
+            print_table(f"POST /api/logs, {BATCH:,} entries per request, while searching", [("POST /api/logs", ingest)])
+            print(f"ingested entries/s while searching: {ingest['throughput'] * BATCH:,.0f}   (target >= 10,000)")
+            print_table("searches while ingesting", during)
+            if keep:
+                forget_bench_writes(started)
     finally:
-        if os.environ.get("LOG_BENCH_KEEP") != "1":
+        if not keep:
             drop_database()
 
 

@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from django.contrib import admin
-from django.core.paginator import Paginator
-from django.db import connections
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.paginator import InvalidPage, Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
+from django.urls import reverse
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import escape
 from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 from unfold.admin import ModelAdmin
+from unfold.paginator import InfinitePage
+from unfold.templatetags import unfold_list
+from unfold.views import ChangeList
 
 from leadsite.context import is_well_formed_request_id
 from logs.models import Level, LogEntry
-from logs.selectors import lead_journey_filter, level_terms, text_filter, text_search_window_start, without_nul
+from logs.selectors import (
+    LogFilters,
+    gin_path,
+    lead_journey_filter,
+    log_entries_filter,
+    read_in_order,
+    windowed_path,
+    without_nul,
+)
 
-# 50 pages of 100: enough to page through, and a count that stays an index-only read of 5,001 rows.
+# For other big lists (the leads admin): 50 pages of 100, and a count that stays a read of 5,001 rows.
+# The log list itself never counts (WindowPaginator).
 COUNT_CAP = 5_000
 
 
@@ -40,10 +55,116 @@ class CappedCountPaginator(Paginator):
         return self.object_list[: COUNT_CAP + 1].count()
 
 
-def _as_gin_term(request: HttpRequest, queryset: QuerySet[LogEntry]) -> bool:
-    """With a text search on PostgreSQL, level and service go into its tsquery (logs.selectors.text_filter)
-    instead of B-tree conditions that would make the planner bitmap every row of that level or service."""
-    return bool(request.GET.get("q", "").strip()) and connections[queryset.db].vendor == "postgresql"
+class WindowPaginator(Paginator):
+    """The log list's pages without COUNT: page n reads the (n-1) * per_page keys before it and its own
+    rows plus one through `logs.selectors.read_in_order` (time windows; a text or level search through
+    the GIN index), and knows only whether a next page exists. "Previous / Next" paging (unfold's
+    infinite pagination); at most MAX_PAGES pages deep (narrow the filters to go further back)."""
+
+    template_name = "unfold/helpers/pagination_infinite.html"
+    MAX_PAGES = 100
+
+    def __init__(self, object_list: QuerySet[LogEntry], per_page: int, *, number: int, windowed: bool, gin: bool):
+        super().__init__(object_list, per_page)
+        self.rows: list[LogEntry] = []
+        self.count = 0  # shadows Paginator.count (a cached_property): what was read, never counted
+        if not 1 <= number <= self.MAX_PAGES:
+            return
+        offset = (number - 1) * per_page
+        read = {"windowed": windowed, "gin": gin}
+        after = None
+        if offset:
+            keys = read_in_order(object_list.values_list("time", "id"), limit=offset, **read)
+            if len(keys) < offset:
+                return
+            after = keys[-1]
+        self.rows = read_in_order(object_list, limit=per_page + 1, after=after, **read)
+        self.count = offset + len(self.rows)
+
+    def page(self, number: int | str) -> InfinitePage:
+        number = self.validate_number(number)
+        return InfinitePage(self.rows[: self.per_page], number, self)
+
+
+_CELL = " ".join(unfold_list.ROW_CLASSES)
+_LINK = " ".join(unfold_list.LINK_CLASSES)
+_FIELDS = ("time", "level", "service", "event", "short_message", "request_link", "lead_link")  # td classes
+_LEVEL_COLOURS = {"WARNING": "#b58900", "ERROR": "#dc322f", "CRITICAL": "#d33682"}
+_ROW = (
+    '<tbody class="block relative lg:table-row-group{shade}"><tr class="data-row block border border-base-200 mb-3 '
+    'relative rounded-default lg:table-row lg:border-none lg:mb-0 lg:rounded-none dark:border-base-800">{cells}</tr></tbody>'
+)
+
+
+class LogChangeList(ChangeList):
+    """Shows the paginator's page (Django's would re-read the whole queryset when it fits one page), and
+    renders its rows in one pass (`rows_html`, see the change_list.html of this model)."""
+
+    column_titles = ("time", "level", "service", "event", "message", "request id", "lead")
+
+    def get_results(self, request: HttpRequest) -> None:
+        paginator = self.model_admin.get_paginator(request, self.queryset, self.list_per_page)
+        try:
+            self.result_list = paginator.page(self.page_num).object_list
+        except InvalidPage:
+            raise IncorrectLookupParameters from None
+        self.paginator = paginator
+        self.result_count = paginator.count
+        self.full_result_count = None
+        self.show_full_result_count = False
+        self.show_admin_actions = False
+        self.can_show_all = False
+        self.multi_page = paginator.num_pages > 1
+
+    def rows_html(self) -> str:
+        """The page's rows: plain f-strings over escaped values, one `<td>` per column of `column_titles`."""
+        change = reverse("admin:logs_logentry_change", args=[0]).removesuffix("0/change/")
+        rows = []
+        for index, entry in enumerate(self.result_list):
+            cells = (
+                f'<a class="{_LINK}" href="{change}{entry.pk}/change/">{entry.time:%Y-%m-%d %H:%M:%S}</a>',
+                f'<strong style="color:{_LEVEL_COLOURS.get(entry.level_name, "inherit")}">{escape(entry.level_name)}</strong>',
+                escape(entry.service),
+                escape(entry.event),
+                _message(entry),
+                _link("request_id", entry.request_id, 12),
+                _link("journey", entry.lead_id, 8),
+            )
+            rows.append(
+                _ROW.format(
+                    shade=" bg-base-50 dark:bg-white/[.02]" if index % 2 else "",
+                    cells="".join(
+                        f'<td class="field-{name} {_CELL}" data-label="{title}">{cell}</td>'
+                        for name, title, cell in zip(_FIELDS, self.column_titles, cells, strict=True)
+                    ),
+                )
+            )
+        return mark_safe("".join(rows))  # every value above is escaped
+
+
+def _message(entry: LogEntry) -> str:
+    text = escape(entry.message if len(entry.message) <= 200 else entry.message[:200] + "…")
+    if entry.exception:
+        return f"{text}<details><summary>exception</summary><pre>{escape(entry.exception)}</pre></details>"
+    return text
+
+
+def _link(parameter: str, value: str, shown: int) -> str:
+    if not value:
+        return "-"
+    return f'<a href="?{escape(urlencode({parameter: value}))}">{escape(value[:shown])}</a>'
+
+
+def _filters(request: HttpRequest) -> LogFilters:
+    """The list's level, service, request id, lead id and text, as the API's search takes them."""
+    level = request.GET.get(MinimumLevelFilter.parameter_name, "")
+    return LogFilters(
+        q=request.GET.get("q", ""),
+        level=int(level) if level.isascii() and level.isdigit() else None,
+        service=request.GET.get(ServiceFilter.parameter_name, ""),
+        request_id=request.GET.get("request_id", ""),
+        lead_id=request.GET.get("lead_id", ""),
+    )
 
 
 class MinimumLevelFilter(admin.SimpleListFilter):
@@ -54,12 +175,7 @@ class MinimumLevelFilter(admin.SimpleListFilter):
         return [(str(value), label) for value, label in Level.choices]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[LogEntry]) -> QuerySet[LogEntry]:
-        value = self.value()
-        if value and value.isascii() and value.isdigit():
-            if _as_gin_term(request, queryset) and level_terms(int(value)):
-                return queryset  # the text search carries it as a GIN term (get_search_results)
-            return queryset.filter(level__gte=int(value))
-        return queryset
+        return queryset  # applied with the search, as the API applies it (LogEntryAdmin.get_search_results)
 
 
 class ServiceFilter(admin.SimpleListFilter):
@@ -75,9 +191,7 @@ class ServiceFilter(admin.SimpleListFilter):
         return [(value, value) for value in values]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[LogEntry]) -> QuerySet[LogEntry]:
-        if not self.value() or _as_gin_term(request, queryset):
-            return queryset  # with a text search the service is a GIN term of it (get_search_results)
-        return queryset.filter(service=self.value())
+        return queryset  # applied with the search, as the API applies it (LogEntryAdmin.get_search_results)
 
 
 class JourneyFilter(admin.SimpleListFilter):
@@ -97,14 +211,17 @@ class JourneyFilter(admin.SimpleListFilter):
 
 @admin.register(LogEntry)
 class LogEntryAdmin(ModelAdmin):
-    list_display = ("time", "level_badge", "service", "logger", "event", "short_message", "request_link", "lead_link")
+    # The rows are rendered by LogChangeList.rows_html (change_list_template); list_display names its columns.
+    change_list_template = "admin/logs/logentry/change_list.html"
+    list_display = ("time", "level", "service", "event", "message", "request_id", "lead_id")
     list_filter = (JourneyFilter, MinimumLevelFilter, ServiceFilter, "time")
     search_fields = ("message",)  # shows the search box; get_search_results does the real search
     search_help_text = 'Paste a request id or lead id to follow it, or search the text of message and event (words, "a phrase", -exclude).'
     ordering = ("-time", "-id")
-    paginator = CappedCountPaginator
+    sortable_by = ()  # pages are read newest first in time windows (WindowPaginator)
+    actions = None
     show_full_result_count = False
-    list_per_page = 100
+    list_per_page = 50
     readonly_fields = [field.name for field in LogEntry._meta.fields]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
@@ -118,52 +235,44 @@ class LogEntryAdmin(ModelAdmin):
             request.GET = cleaned
         return super().changelist_view(request, extra_context)
 
+    def get_changelist(self, request: HttpRequest, **kwargs: object) -> type[ChangeList]:
+        return LogChangeList
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[LogEntry], search_term: str
     ) -> tuple[QuerySet[LogEntry], bool]:
+        """Level, service and text as the API applies them (logs.selectors.log_entries_filter): with text
+        or a level of WARNING and above they are one GIN tsquery, read in time windows by the paginator."""
+        filters = _filters(request)
         term = without_nul(search_term).strip()
         if _looks_like_id(term):
             # A pasted request id (or lead id) finds its entries: an indexed exact match, not full text.
-            return queryset.filter(Q(request_id=term) | Q(lead_id=term)), False
-        # The level and service list filters are already on `queryset`; the text condition repeats
-        # them as GIN terms (see text_filter).
-        level = request.GET.get(MinimumLevelFilter.parameter_name, "")
-        matches = text_filter(
+            queryset = queryset.filter(Q(request_id=term) | Q(lead_id=term))
+            filters = replace(filters, q="")
+        return log_entries_filter(filters, queryset), False
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[LogEntry],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> WindowPaginator:
+        filters = _filters(request)
+        if _looks_like_id(without_nul(filters.q).strip()):
+            filters = replace(filters, q="", request_id=filters.q)  # read like a request id: no windows
+        try:
+            number = int(request.GET.get("p", 1))
+        except ValueError:
+            number = 1
+        return WindowPaginator(
             queryset,
-            search_term,
-            service=request.GET.get(ServiceFilter.parameter_name, ""),
-            level=int(level) if level.isascii() and level.isdigit() else None,
+            per_page,
+            number=number,
+            windowed=windowed_path(filters, queryset.db) and not request.GET.get(JourneyFilter.parameter_name),
+            gin=gin_path(filters, queryset.db),
         )
-        if matches is queryset or connections[queryset.db].vendor != "postgresql":
-            return matches, False
-        # The list pages by OFFSET and counts up to COUNT_CAP: only the newest span holding that many
-        # matches can appear in it, so the count and the pages read only that span's partitions.
-        start = text_search_window_start(matches, need=COUNT_CAP + 1)
-        return (matches if start is None else matches.filter(time__gte=start)), False
-
-    @admin.display(description="level", ordering="level")
-    def level_badge(self, obj: LogEntry) -> str:
-        colour = {"WARNING": "#b58900", "ERROR": "#dc322f", "CRITICAL": "#d33682"}.get(obj.level_name, "inherit")
-        return format_html('<strong style="color:{}">{}</strong>', colour, obj.level_name)
-
-    @admin.display(description="message")
-    def short_message(self, obj: LogEntry) -> str:
-        text = obj.message if len(obj.message) <= 200 else obj.message[:200] + "…"
-        if obj.exception:
-            return format_html("{}<details><summary>exception</summary><pre>{}</pre></details>", text, obj.exception)
-        return text
-
-    @admin.display(description="request id")
-    def request_link(self, obj: LogEntry) -> str:
-        if not obj.request_id:
-            return "-"
-        return format_html('<a href="?{}">{}</a>', urlencode({"request_id": obj.request_id}), obj.request_id[:12])
-
-    @admin.display(description="lead")
-    def lead_link(self, obj: LogEntry) -> str:
-        if not obj.lead_id:
-            return "-"
-        return format_html('<a href="?{}">{}</a>', urlencode({"journey": obj.lead_id}), obj.lead_id[:8])
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

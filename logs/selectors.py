@@ -6,7 +6,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
@@ -77,8 +77,14 @@ def text_filter(
     return queryset.filter(Q(message__icontains=query) | Q(event__icontains=query))
 
 
+def _all_words_required(query: str) -> bool:
+    """No OR and no -negation in a web-search query: every word it has must be in a matching entry."""
+    return not any(token.startswith("-") or token.lower() == "or" for token in query.replace('"', " ").split())
+
+
 def _tsquery_condition(query: str, *, service: str, level: int | None) -> RawSQL:
-    """`search @@ (<words> && 'svc:…' && ('lvl:40' | 'lvl:50'))`, any part optional (not all)."""
+    """`search @@ (<words> && 'svc:…' && ('lvl:40' | 'lvl:50'))`, any part optional (not all); with words and a
+    service also `'svc:<service>/<word>' & …`, the pairs the store indexes (migration 0006)."""
     parts: list[str] = []
     params: list[str] = []
     if query:
@@ -87,6 +93,10 @@ def _tsquery_condition(query: str, *, service: str, level: int | None) -> RawSQL
     if service:
         parts.append("%s::tsquery")
         params.append(_lexeme(f"svc:{without_nul(service)}"))
+        if query and _all_words_required(query):
+            # 'svc:beat/timeout': one GIN lookup instead of intersecting 'timeout' with 'svc:beat' (migration 0006)
+            parts.append("logs_service_words(%s, %s)")
+            params += [query, without_nul(service)]
     terms = level_terms(level)
     if terms:  # none above CRITICAL: then level__gte alone already matches nothing
         parts.append("%s::tsquery")
@@ -158,38 +168,73 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise ValidationError({"cursor": "invalid cursor"}) from None
 
 
-# Text searches walk back (or forward) through time in windows that grow by WINDOW_GROWTH, starting
-# at FIRST_WINDOW. See `text_windows` for why.
-FIRST_WINDOW = timedelta(minutes=15)
+# Searches walk back (or forward) through time in windows that grow by WINDOW_GROWTH, starting at
+# FIRST_WINDOW. See `text_windows` for why.
+FIRST_WINDOW = timedelta(minutes=2)
 WINDOW_GROWTH = 8
 # No entry is newer than this (POST /api/logs refuses timestamps further ahead; the handler stamps now).
 FUTURE_SKEW = timedelta(hours=1)
+# Where the newest (oldest) entry is looked for first (one or two day partitions), before the whole store.
+NEWEST_PROBE = timedelta(days=1)
+
+
+def windowed_path(filters: LogFilters, using: str = "default") -> bool:
+    """Whether a search reads time windows (`text_windows`): on PostgreSQL, unless it names a request or
+    lead id (their own B-tree index is narrower than any window)."""
+    return connections[using].vendor == "postgresql" and not (
+        without_nul(filters.request_id) or without_nul(filters.lead_id)
+    )
+
+
+def newest_entry_time(before: datetime, using: str = "default") -> datetime | None:
+    """The time of the newest entry before `before`: a probe of the last day's partitions' time index,
+    then (after a quiet day) of all of them."""
+    entries = LogEntry.objects.using(using).filter(time__lt=before).order_by("-time").values_list("time", flat=True)
+    return entries.filter(time__gte=before - NEWEST_PROBE).first() or entries.first()
+
+
+def oldest_entry_time(since: datetime | None, retained: datetime, using: str = "default") -> datetime | None:
+    """The time of the oldest entry from `since` on: a probe of the first day's partitions (from `since`,
+    else everything up to a day into the retention window), then of all of them."""
+    entries = LogEntry.objects.using(using).order_by("time").values_list("time", flat=True)
+    if since:
+        entries = entries.filter(time__gte=since)
+    return entries.filter(time__lt=(since or retained) + NEWEST_PROBE).first() or entries.first()
 
 
 def text_windows(
-    *, since: datetime | None, until: datetime | None, oldest_first: bool, now: datetime | None = None
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    oldest_first: bool,
+    now: datetime | None = None,
+    using: str = "default",
 ) -> list[tuple[datetime | None, datetime | None]]:
     """Half-open time windows [start, end) covering [since, until), nearest the reading end first,
-    each WINDOW_GROWTH times longer than the one before; None is an open end.
+    each WINDOW_GROWTH times longer than the one before; None is an open end. They start at the entry
+    nearest the reading end (the newest one before `until`, or the oldest after `since`), so a quiet
+    hour or a store whose writers stopped costs no empty windows.
 
     Why windows: a full-text match can be common (then the newest minutes already fill a page) or
     rare or absent (then only the GIN index, asked about every day, can say so quickly). A single
     ORDER BY time LIMIT query makes PostgreSQL bet on one plan from its guess of the word's
     frequency: for a word (or a word-and-service pair) it believes common it walks the time index
     hoping to meet matches, which for a rare or absent one means reading every row (330-520 ms at 1M
-    rows before this, seconds at 20M). So each window is read through the GIN index only
-    (`gin_only`): it costs the matches inside the window, a common word stops after the first small
-    window, and a rare or absent one costs one GIN lookup per day partition in a handful of queries
-    (15 min, 2 h, 16 h, 5 days, 42 days back). Whatever is older than the retention window (entries
-    in the default partition, days not yet dropped) is one last open-ended window."""
+    rows before this, seconds at 20M). So each window of a text search is read through the GIN index
+    only (`gin_only`): it costs the matches inside the window, a common word stops after the first
+    small window (about 900 entries at 20M a month), and a rare or absent one costs one GIN lookup per
+    day partition in a handful of queries (2 min, 16 min, 2 h, 17 h, 6 days, 45 days back). A search
+    without text reads the same windows with its B-tree indexes: the first window's one or two
+    partitions fill most pages, instead of planning and probing every day's. Whatever is older than
+    the retention window (entries in the default partition, days not yet dropped) is one last
+    open-ended window."""
     now = now or timezone.now()
     high = min(until, now + FUTURE_SKEW) if until else now + FUTURE_SKEW
     windows: list[tuple[datetime | None, datetime | None]] = []
     length = FIRST_WINDOW
+    retained = now - timedelta(days=settings.LOG_RETENTION_DAYS + 1)
     if oldest_first:
-        # Start where the entries start (a cheap ordered probe of each partition's time index).
-        oldest_qs = LogEntry.objects.filter(time__gte=since) if since else LogEntry.objects.all()
-        oldest = oldest_qs.order_by("time").values_list("time", flat=True).first()
+        oldest = oldest_entry_time(since, retained, using)
         if oldest is None or oldest >= high:
             return []
         start: datetime | None = since
@@ -201,10 +246,12 @@ def text_windows(
                 return windows
             start, length = end, length * WINDOW_GROWTH
             end = start + length
-    retained = now - timedelta(days=settings.LOG_RETENTION_DAYS + 1)
+    newest = newest_entry_time(high, using)
+    if newest is None or (since and newest < since):
+        return []
     low = since if since else retained
     end_: datetime = high
-    start_ = (min(until, now) if until else now) - length  # the first window also takes the future hour
+    start_ = newest - length  # the first window also takes whatever arrives after the probe
     while end_ > low:
         start_ = max(start_, low)
         windows.append((start_, end_))
@@ -215,7 +262,7 @@ def text_windows(
     return windows
 
 
-def _in_window(queryset: QuerySet[LogEntry], start: datetime | None, end: datetime | None) -> QuerySet[LogEntry]:
+def _in_window(queryset: QuerySet, start: datetime | None, end: datetime | None) -> QuerySet:
     if start is not None:
         queryset = queryset.filter(time__gte=start)
     return queryset if end is None else queryset.filter(time__lt=end)
@@ -245,53 +292,63 @@ def gin_only(using: str = "default") -> Iterator[None]:
                 )
 
 
+def read_in_order(
+    queryset: QuerySet,
+    *,
+    limit: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: tuple[datetime, int] | None = None,
+    oldest_first: bool = False,
+    windowed: bool = False,
+    gin: bool = False,
+) -> list:
+    """Up to `limit` rows of `queryset` (entries, or a values_list of them) newest first (or oldest
+    first), after the keyset position `after` = (time, id) if given. `windowed`: read `text_windows`
+    until `limit` rows are found; `gin`: each window through the GIN index only (`gin_only`)."""
+    if after:
+        time, pk = after
+        if oldest_first:
+            queryset = queryset.filter(time__gte=time).exclude(time=time, id__lte=pk)
+            since = max(since, time) if since else time
+        else:
+            queryset = queryset.filter(time__lte=time).exclude(time=time, id__gte=pk)
+            bound = time + timedelta(microseconds=1)
+            until = min(until, bound) if until else bound
+    queryset = queryset.order_by("time", "id") if oldest_first else queryset.order_by("-time", "-id")
+    if not windowed:
+        return list(queryset[:limit])
+    rows: list = []
+    windows = text_windows(since=since, until=until, oldest_first=oldest_first, using=queryset.db)
+    with gin_only(queryset.db) if gin else nullcontext():
+        for start, end in windows:
+            rows += _in_window(queryset, start, end)[: limit - len(rows)]
+            if len(rows) >= limit:
+                break
+    return rows
+
+
 def log_entries_page(
     filters: LogFilters, *, cursor: str | None = None, limit: int = 100, oldest_first: bool = False
 ) -> tuple[list[LogEntry], str | None]:
     """One page of matching entries, newest first (or oldest first for reading a journey), and the
     cursor of the next page. Keyset pagination on (time, id): no OFFSET and no COUNT(*), so page 1000
-    costs what page 1 does on millions of rows. A full-text search on PostgreSQL reads time windows
-    (`text_windows`) through the GIN index until the page is full."""
+    costs what page 1 does on millions of rows. On PostgreSQL a search reads time windows
+    (`text_windows`), a full-text one through the GIN index, until the page is full."""
     qs = log_entries_filter(filters)
-    since, until = filters.since, filters.until
-    if cursor:
-        time, pk = decode_cursor(cursor)
-        if oldest_first:
-            qs = qs.filter(time__gte=time).exclude(time=time, id__lte=pk)
-            since = max(since, time) if since else time
-        else:
-            qs = qs.filter(time__lte=time).exclude(time=time, id__gte=pk)
-            bound = time + timedelta(microseconds=1)
-            until = min(until, bound) if until else bound
-    qs = qs.order_by("time", "id") if oldest_first else qs.order_by("-time", "-id")
-    if gin_path(filters, qs.db):
-        entries: list[LogEntry] = []
-        windows = text_windows(since=since, until=until, oldest_first=oldest_first)
-        with gin_only(qs.db):
-            for start, end in windows:
-                entries += _in_window(qs, start, end)[: limit + 1 - len(entries)]
-                if len(entries) > limit:
-                    break
-    else:
-        entries = list(qs[: limit + 1])
+    entries = read_in_order(
+        qs,
+        limit=limit + 1,
+        since=filters.since,
+        until=filters.until,
+        after=decode_cursor(cursor) if cursor else None,
+        oldest_first=oldest_first,
+        windowed=windowed_path(filters, qs.db),
+        gin=gin_path(filters, qs.db),
+    )
     if len(entries) > limit:
         return entries[:limit], encode_cursor(entries[limit - 1])
     return entries, None
-
-
-def text_search_window_start(queryset: QuerySet[LogEntry], *, need: int) -> datetime | None:
-    """For a list that pages by OFFSET over a full-text search (the admin): the start of the newest
-    time span holding at least `need` matches of `queryset`, or None when all of them are fewer.
-    Restricting the list to `time >= start` keeps its count and its pages inside that span (see
-    `text_windows`)."""
-    found = 0
-    windows = text_windows(since=None, until=None, oldest_first=False)
-    with gin_only(queryset.db):
-        for start, end in windows:
-            found += _in_window(queryset, start, end).order_by()[: need - found].count()
-            if found >= need:
-                return start
-    return None
 
 
 def lead_journey_url(lead_id: object) -> str:

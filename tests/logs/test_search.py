@@ -104,6 +104,24 @@ def test_full_text_search_reads_the_gin_index_never_the_time_index(entries):
     assert "'svc:worker'" in plan, plan
     # Each partition has its own copy of the partitioned GIN index (logs_search_gin on the parent).
     assert "_search_idx" in plan and "Bitmap Index Scan" in plan, plan
+    # And the word within the service is one lexeme of its own (migration 0006): one posting list.
+    assert "'svc:worker/valuation'" in plan, plan
+
+
+@pytest.mark.django_db
+def test_a_word_within_a_service_is_one_lexeme_and_or_and_not_still_work(client, make_api_key, entries):
+    key = make_api_key("logs:read")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT search FROM logs_logentry WHERE id = %s", [entries["d"].pk])
+        vector = cursor.fetchone()[0]
+    assert "'svc:beat/daily'" in vector and "'svc:beat/digest'" in vector and "'svc:beat'" in vector, vector
+    assert _get(client, key, q="daily digest", service="beat") == ["daily digest sent"]
+    assert _get(client, key, q='"digest sent"', service="beat") == ["daily digest sent"]
+    assert _get(client, key, q="daily digest", service="worker") == []
+    # Not every word required: no pair terms, the plain full-text condition decides.
+    assert _get(client, key, q="daily or valuation", service="worker") == ["valuation finished for the property"]
+    assert _get(client, key, q="slack -digest", service="worker") == ["slack post failed: channel_not_found"]
+    assert _get(client, key, q="-valuation", service="worker") == ["slack post failed: channel_not_found"]
 
 
 @pytest.mark.django_db
@@ -239,3 +257,21 @@ def test_a_text_search_inside_a_transaction_leaves_the_planner_settings_as_they_
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_setting('enable_indexscan'), current_setting('enable_seqscan')")
             assert cursor.fetchone() == ("on", "on")
+
+
+@pytest.mark.django_db
+def test_windows_start_at_the_newest_entry_not_at_the_clock(make_entry):
+    """A store whose writers went quiet three days ago: the first window holds its newest minutes (so a
+    common word still fills a page from one small window), not three days of nothing."""
+    from logs.selectors import FIRST_WINDOW, FUTURE_SKEW, text_windows
+
+    now = datetime.now(tz=UTC)
+    newest = now - timedelta(days=3)
+    make_entry("older", time=newest - timedelta(hours=1))
+    make_entry("newest", time=newest)
+    windows = text_windows(since=None, until=None, oldest_first=False, now=now)
+    assert windows[0][0] == newest - FIRST_WINDOW
+    assert windows[0][1] == now + FUTURE_SKEW
+    assert windows[-1][0] is None  # then back to the retention window and one open window beyond it
+    assert text_windows(since=now - timedelta(days=1), until=None, oldest_first=False, now=now) == []
+    assert [e.message for e in log_entries_page(LogFilters(q="newest"))[0]] == ["newest"]
