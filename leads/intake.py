@@ -36,8 +36,8 @@ from leads.models import (
     PropertyType,
     TimelineKind,
 )
-from leads.normalize import ParsedAddress, normalize_email, normalize_phone, parse_address
-from leads.outbox import dispatcher, outbox_add
+from leads.normalize import ParsedAddress, address_key, normalize_email, normalize_phone
+from leads.outbox import outbox_add
 from leads.services import lead_fan_out_event, lead_notify_context, lead_timeline_add
 from leadsite.context import current_request_id, lead_id_var
 from leadsite.services import AuthenticatedKey
@@ -247,7 +247,9 @@ def lead_intake(
             return replay
 
     payload = lead_intake_validate(data)
-    address = parse_address(payload.address)
+    # The duplicate key only: the address's parts (street, city, ZIP...) are the fan-out's to fill
+    # in (leads.services.lead_fan_out), off the request's path.
+    address = ParsedAddress(key=address_key(payload.address))
     try:
         # The common case, a new lead that is not spam, takes one round trip to PostgreSQL.
         result = _new_lead_in_one_statement(
@@ -542,8 +544,7 @@ def _new_lead_in_one_statement(
     if outbox_id is None:
         return None  # a repeat (nothing was written)
     lead_id_var.set(str(lead.id))
-    outbox.id = outbox_id
-    transaction.on_commit(lambda: dispatcher.submit([outbox]))
+    # The outbox insert's trigger wakes the workers' outbox pumps when this commits.
     return result
 
 
