@@ -290,3 +290,24 @@ def create_api_key(*scopes: str) -> str:
         args += ["--scope", scope]
     args += ["--rate-limit", "0"]
     return manage(*args).strip().splitlines()[-1]
+
+
+def pct(sorted_values: list[float], p: float) -> float:
+    """The p-th percentile of an already sorted list (nan when empty)."""
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(p / 100 * len(sorted_values)))]
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """One POST on a fresh connection; (status, body), status 0 when the connection failed."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("POST", parts.path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException):
+        return 0, b""
+    finally:
+        conn.close()
