@@ -78,6 +78,9 @@ def bare_body(i: int) -> bytes:
 def main() -> None:
     prepare_database()
     key = create_api_key("leads:create")
+    if os.environ.get("BENCH_ONLY") == "latency":
+        slack_latency(key)
+        return
     headers = {"X-Api-Key": key}
     with Server("bench.bare_settings", env=SPREAD, workers=WORKERS) as base:
         bare = load(f"{base}/bare/insert", "POST", bare_body, concurrency=CONCURRENCY, duration=DURATION)
@@ -126,8 +129,8 @@ def slack_latency(key: str) -> None:
             cwd=ROOT,
             env=env,
             start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=WORKER_LOG.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         try:
             with Server("leadsite.settings", env=env, workers=WORKERS) as base:
@@ -177,6 +180,7 @@ def slack_latency(key: str) -> None:
     )
 
 
+WORKER_LOG = ROOT / "var" / "bench" / "latency-worker.log"
 _NAME = re.compile(r"Bench Seller \d+")
 
 

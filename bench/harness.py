@@ -156,6 +156,19 @@ class Server:
         else:
             raise RuntimeError("gunicorn did not start")
         self.base_url = f"http://127.0.0.1:{port}"
+        # gunicorn listens before its workers have imported the app: wait for real answers from
+        # every worker (a few in a row) so that no measurement includes a worker's boot.
+        answered = 0
+        while answered < 2 * self.workers and time.monotonic() < deadline + 60:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
+                conn.request("GET", "/api/health")
+                conn.getresponse().read()
+                answered += 1
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.2)
+            finally:
+                conn.close()
         return self.base_url
 
     def __exit__(self, *exc: object) -> None:

@@ -106,6 +106,11 @@ def lead_fan_out_event(*, lead_id: uuid.UUID | str) -> OutboxSpec:
     return OutboxSpec(f"lead:{lead_id}:fan_out", FAN_OUT_TASK, {"lead_id": str(lead_id)}, lead_id)
 
 
+def new_lead_key(lead_id: uuid.UUID | str) -> str:
+    """The New Lead notification's key (one message per lead, however often the fan-out runs)."""
+    return f"lead:{lead_id}:new_lead"
+
+
 def lead_fan_out(*, lead_id: uuid.UUID | str) -> bool:
     """The new-lead journey, in one transaction: the `created` timeline entry, the Slack message,
     then the assignment and the valuation as outbox events.
@@ -147,7 +152,7 @@ def _fan_out_locked(*, lead: Lead) -> None:
         )
     notify(
         event_type="new_lead",
-        key=f"lead:{lead.id}:new_lead",
+        key=new_lead_key(lead.id),
         lead_id=lead.id,
         context=lead_notify_context(
             lead,
