@@ -290,6 +290,8 @@ def main() -> int:
         LOG_LEVEL="WARNING",
         # Plain HTTP on 127.0.0.1 (production sits behind TLS; a redirect would be all it measured).
         DJANGO_SECURE_SSL_REDIRECT="0",
+        # 127.0.0.1 only: leads are placed at their ZIP centroid, never sent to the Census geocoder.
+        VALUATION_GEOCODER="off",
         SLACK_BOT_TOKEN=slack.token,
         SLACK_API_BASE_URL=slack.base_url,
         SLACK_DEFAULT_CHANNEL="#leads",
