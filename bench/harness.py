@@ -156,6 +156,19 @@ class Server:
         else:
             raise RuntimeError("gunicorn did not start")
         self.base_url = f"http://127.0.0.1:{port}"
+        # gunicorn listens before its workers have imported the app: wait for real answers from
+        # every worker (a few in a row) so that no measurement includes a worker's boot.
+        answered = 0
+        while answered < 2 * self.workers and time.monotonic() < deadline + 60:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
+                conn.request("GET", "/api/health")
+                conn.getresponse().read()
+                answered += 1
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.2)
+            finally:
+                conn.close()
         return self.base_url
 
     def __exit__(self, *exc: object) -> None:
@@ -290,3 +303,24 @@ def create_api_key(*scopes: str) -> str:
         args += ["--scope", scope]
     args += ["--rate-limit", "0"]
     return manage(*args).strip().splitlines()[-1]
+
+
+def pct(sorted_values: list[float], p: float) -> float:
+    """The p-th percentile of an already sorted list (nan when empty)."""
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(p / 100 * len(sorted_values)))]
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """One POST on a fresh connection; (status, body), status 0 when the connection failed."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("POST", parts.path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException):
+        return 0, b""
+    finally:
+        conn.close()

@@ -228,9 +228,9 @@ class IdempotencyRecord(models.Model):
 class OutboxEvent(models.Model):
     """A Celery task to start, written in the same transaction as the change that causes it.
 
-    Published right after commit; if the broker was down, `leads.relay_outbox` (beat) publishes
-    whatever is still unpublished. Consumers must be idempotent: a crash between publishing and
-    marking the row means it goes out again.
+    Published by the workers' outbox pumps the moment it commits (an insert trigger NOTIFYs them;
+    leads.outbox); `leads.relay_outbox` (beat) is the backstop. Consumers must be idempotent: a
+    crash between publishing and marking the row means it goes out again.
     """
 
     key = models.CharField(max_length=200, help_text="e.g. lead:<id>:assign; one event per key")

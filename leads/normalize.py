@@ -120,6 +120,18 @@ def _usps_key(raw: str) -> str:
     return f"{' '.join(filter(None, (line1, unit)))}|{where}".lower()
 
 
+def address_key(raw: str) -> str:
+    """The duplicate key alone: what intake needs, for the price of one address parse.
+
+    The USPS Publication 28 form (usaddress-scourgify, which parses once); only when scourgify cannot
+    read the text, parse_address's fallbacks (a second parse). The same key parse_address gives.
+    """
+    raw = " ".join(raw.split())
+    if not raw:
+        return ""
+    return _usps_key(raw)[:300] or parse_address(raw).key
+
+
 def parse_address(raw: str) -> ParsedAddress:
     """Split a one-line US address into parts and a key that matches the same property typed differently.
 

@@ -1,12 +1,15 @@
 """Transactional outbox: Celery tasks that must start because of a database change, without loss.
 
 `outbox_add()` writes the events in the caller's transaction, so they commit (or roll back) with
-the change that causes them. After commit they are handed to a publishing thread in the same
-process (the request never waits on the broker), which sends them at once on a fail-fast broker
-connection of this module's own and marks them published; if the broker is down the rows stay
-pending. `outbox_relay()` (beat, every few seconds; `manage.py outbox_relay` by hand) publishes
-whatever is still pending, claiming rows with SELECT ... FOR UPDATE SKIP LOCKED so that two relays
-never publish the same row.
+the change that causes them. Nothing else happens on the caller's side: a request never touches
+the broker. On PostgreSQL an insert trigger (migration leads 0010) sends a NOTIFY when the rows
+commit, and the outbox pump that runs inside every Celery worker (`OutboxPump`, started by
+leadsite.celery) wakes, claims the pending rows with SELECT ... FOR UPDATE SKIP LOCKED, publishes
+them and marks them, a batch at a time. Several pumps (one per worker machine) share the work
+without publishing a row twice. `outbox_relay()` is that claim-publish-mark step; beat also runs
+it every few seconds for rows older than a grace period (a backstop when no worker is up), and
+`manage.py outbox_relay` runs it by hand. The embedded database (SQLite, `make run`) has no NOTIFY
+and one writer: there the writer publishes right after its own commit.
 
 Delivery is at least once: a crash between publishing and marking the row sends it again, so
 every consumer is idempotent (and keyed by the event's `key`).
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
@@ -54,15 +56,12 @@ class OutboxSpec:
     lead_id: uuid.UUID | str | None = None
 
 
-def outbox_add(
-    *, events: Iterable[OutboxSpec], skip_existing: bool = False, publish_now: bool = False
-) -> list[OutboxEvent]:
-    """Record events inside the caller's transaction; they are published after it commits.
+def outbox_add(*, events: Iterable[OutboxSpec], skip_existing: bool = False) -> list[OutboxEvent]:
+    """Record events inside the caller's transaction; a pump publishes them once it commits.
 
     `skip_existing`: leave out events whose key is already recorded (a consumer that runs twice
     adds its follow-up events once; the caller serialises itself, e.g. with a row lock, and the
-    unique key is the backstop). `publish_now`: publish on this thread right after commit instead of
-    handing the rows to the publishing thread (for Celery tasks, which have no request to keep fast).
+    unique key is the backstop).
     """
     events = list(events)
     if skip_existing and events:
@@ -75,11 +74,15 @@ def outbox_add(
         OutboxEvent(key=e.key, task_name=e.task_name, kwargs=e.kwargs, lead_id=e.lead_id, request_id=request_id)
         for e in events
     )
-    if publish_now:
-        transaction.on_commit(lambda: outbox_publish(rows))
-    else:
-        transaction.on_commit(lambda: dispatcher.submit(rows))
+    outbox_written(rows)
     return rows
+
+
+def outbox_written(rows: list[OutboxEvent]) -> None:
+    """After inserting outbox rows by other means (the intake's one-statement path): on the embedded
+    database, publish them after commit; on PostgreSQL the insert trigger has woken the pumps."""
+    if connection.vendor != "postgresql":
+        transaction.on_commit(lambda: outbox_publish(rows))
 
 
 class _Publisher:
@@ -156,23 +159,6 @@ def _send_all(rows: list[OutboxEvent]) -> tuple[list[int], Exception | None]:
     return sent, None
 
 
-def _no_wal_flush_wait() -> None:
-    """On the publisher thread's own connection, commits need not wait for the WAL flush: a mark
-    lost in a crash only means the relay publishes that event again (consumers are idempotent)."""
-    if connection.vendor != "postgresql" or threading.current_thread().name != _PUBLISHER_THREAD:
-        return
-    connection.ensure_connection()
-    raw = connection.connection
-    if getattr(_marked, "conn", None) is not raw:
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO OFF")
-        _marked.conn = raw
-
-
-_PUBLISHER_THREAD = "leads-outbox-publisher"
-_marked = threading.local()
-
-
 def outbox_publish(rows: list[OutboxEvent]) -> int:
     """Publish these rows now if the broker answers and mark them; never raises, never waits long."""
     if publisher.broker_down():
@@ -180,7 +166,6 @@ def outbox_publish(rows: list[OutboxEvent]) -> int:
     sent, error = _send_all(rows)
     try:
         if sent:
-            _no_wal_flush_wait()
             _mark_published(sent)
         if error is not None:
             failed = [row.id for row in rows if row.id not in sent]
@@ -210,112 +195,32 @@ def _mark_published(ids: list[int]) -> None:
         cursor.execute(_MARK_PUBLISHED_SQL, [timezone.now(), ids])
 
 
-class _Dispatcher:
-    """One publishing thread per process, fed by after-commit hooks.
-
-    A request only puts its committed rows on an in-process queue (microseconds); the thread
-    publishes them and marks them with one UPDATE per batch. Under load that is one write for
-    many requests, and a slow or dead broker never touches a request's latency. If the process
-    dies with rows still queued, they are in the database and the relay sends them.
-    """
-
-    MAX_BATCH = 500
-    CONNECTION_UPKEEP_SECONDS = 5.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._done = threading.Condition(self._lock)
-        self._pid: int | None = None
-        self._queue: queue.SimpleQueue[list[OutboxEvent]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._in_flight = 0
-
-    def submit(self, rows: list[OutboxEvent]) -> None:
-        if connection.vendor == "sqlite":
-            # The embedded database has one writer at a time; a second writing thread would only
-            # make the request's next transaction fail with "database is locked".
-            outbox_publish(rows)
-            return
-        with self._lock:
-            if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
-                if self._pid != os.getpid():  # forked: the parent's queue and thread are not ours
-                    self._queue, self._in_flight = queue.SimpleQueue(), 0
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name=_PUBLISHER_THREAD, daemon=True)
-                self._thread.start()
-            self._in_flight += len(rows)
-        self._queue.put(rows)
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything submitted so far has been handled (tests, shutdown)."""
-        with self._done:
-            return self._done.wait_for(lambda: self._in_flight == 0, timeout)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Finish the queued work, close the thread's database connection and end the thread."""
-        with self._lock:
-            thread = self._thread if self._pid == os.getpid() else None
-            self._thread = None
-        if thread is not None and thread.is_alive():
-            self._queue.put(None)  # type: ignore[arg-type]
-            thread.join(timeout)
-
-    def _run(self) -> None:
-        from django.db import close_old_connections
-
-        upkeep_at = 0.0
-        while True:
-            first = self._queue.get()
-            if first is None:
-                connection.close()
-                return
-            rows = list(first)
-            while len(rows) < self.MAX_BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)  # type: ignore[arg-type]  # stop after this batch
-                    break
-                rows.extend(more)
-            failed = False
-            try:
-                outbox_publish(rows)
-            except Exception:  # noqa: BLE001 - the thread must survive; the relay covers these rows
-                failed = True
-                logger.exception("outbox publisher failed; the relay will send these events")
-            finally:
-                # Django's connection upkeep (max age, dropping a broken connection) at most every few
-                # seconds: run per batch, it would cost a health-check round trip every time.
-                if failed or connection.errors_occurred or time.monotonic() >= upkeep_at:
-                    close_old_connections()
-                    upkeep_at = time.monotonic() + self.CONNECTION_UPKEEP_SECONDS
-                with self._done:
-                    self._in_flight -= len(rows)
-                    self._done.notify_all()
+@dataclass
+class RelayResult:
+    published: int = 0
+    broker_error: Exception | None = None
 
 
-dispatcher = _Dispatcher()
+def outbox_relay(*, grace: timedelta | None = RELAY_GRACE, batch: int = RELAY_BATCH) -> int:
+    """Publish pending events older than `grace` (all of them with None); returns how many went out.
+    Safe to run concurrently: each batch is claimed with FOR UPDATE SKIP LOCKED."""
+    return _relay(grace=grace, batch=batch).published
 
 
-def outbox_relay(*, grace: timedelta = RELAY_GRACE, batch: int = RELAY_BATCH) -> int:
-    """Publish pending events older than `grace`; returns how many went out. Safe to run concurrently."""
-    total = 0
+def _relay(*, grace: timedelta | None, batch: int) -> RelayResult:
+    result = RelayResult()
+    pending = OutboxEvent.objects.select_for_update(skip_locked=True).filter(published_at=None)
     while True:
         with transaction.atomic():
-            rows = list(
-                OutboxEvent.objects.select_for_update(skip_locked=True)
-                .filter(published_at=None, created_at__lte=timezone.now() - grace)
-                .order_by("id")[:batch]
-            )
+            # Without a grace period there is no time filter at all: rows written on a machine whose
+            # clock runs ahead must not wait for this one's to catch up.
+            claimed = pending if not grace else pending.filter(created_at__lte=timezone.now() - grace)
+            rows = list(claimed.order_by("id")[:batch])
             if not rows:
-                return total
+                return result
             sent, error = _send_all(rows)
             if sent:
-                OutboxEvent.objects.filter(id__in=sent).update(
-                    published_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
-                )
+                _mark_published(sent)
             if error is not None:
                 failed = [row for row in rows if row.id not in sent]
                 # Only the first of them was tried; the others wait for the next run.
@@ -323,14 +228,16 @@ def outbox_relay(*, grace: timedelta = RELAY_GRACE, batch: int = RELAY_BATCH) ->
                     attempts=F("attempts") + 1, last_error=str(error)[:1000]
                 )
                 logger.warning("outbox relay: broker unavailable, %d event(s) still pending: %s", len(failed), error)
-                return total + len(sent)
-        total += len(sent)
+                result.published += len(sent)
+                result.broker_error = error
+                return result
+        result.published += len(sent)
         if len(rows) < batch:
-            return total
+            return result
 
 
 def outbox_rearm(*, keys: Iterable[str], reason: str) -> list[OutboxEvent]:
-    """Publish these events again after the caller's transaction commits: they were published, but
+    """Publish these events again once the caller's transaction commits: they were published, but
     the effect they stand for never happened (the task was lost in the broker or died for good).
 
     For the effect-based repair (leads.repair). Consumers are idempotent, so re-arming an event
@@ -340,5 +247,97 @@ def outbox_rearm(*, keys: Iterable[str], reason: str) -> list[OutboxEvent]:
     if not rows:
         return []
     OutboxEvent.objects.filter(id__in=[row.id for row in rows]).update(published_at=None, last_error=reason[:1000])
-    transaction.on_commit(lambda: outbox_publish(rows))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {OUTBOX_CHANNEL}")  # the trigger fires on INSERT only
+    outbox_written(rows)
     return rows
+
+
+# --- The pump ----------------------------------------------------------------------------------
+
+# The insert trigger's channel (migration leads 0010 creates the trigger with this name).
+OUTBOX_CHANNEL = "leadsite_outbox"
+PUMP_THREAD = "leads-outbox-pump"
+
+
+class OutboxPump:
+    """Publishes outbox rows the moment they commit: one thread, woken by the insert trigger's NOTIFY.
+
+    It LISTENs on a connection of its own and runs the relay without a grace period whenever it is
+    woken, and at least every `idle_seconds` (a notification lost with a dropped connection only
+    delays rows by that much). With the broker down it backs off for BREAKER_SECONDS at a time; with
+    the database down it retries every `retry_seconds`. Runs in each Celery worker's main process
+    (leadsite.celery); on the embedded database it does nothing (the writer publishes itself).
+    """
+
+    def __init__(self, *, idle_seconds: float = 1.0, retry_seconds: float = 1.0, batch: int = RELAY_BATCH) -> None:
+        self.idle_seconds = idle_seconds
+        self.retry_seconds = retry_seconds
+        self.batch = batch
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.published = 0
+
+    def start(self) -> OutboxPump:
+        if connection.vendor != "postgresql" or self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._run, name=PUMP_THREAD, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        listener = None
+        upkeep_at = 0.0
+        while not self._stop.is_set():
+            try:
+                if listener is None:
+                    listener = _listen()
+                result = _relay(grace=None, batch=self.batch)
+                self.published += result.published
+                if result.broker_error is not None:
+                    self._stop.wait(BREAKER_SECONDS)
+                elif not result.published:
+                    # Nothing pending: sleep until a commit NOTIFYs (or the idle timeout).
+                    for _ in listener.notifies(timeout=self.idle_seconds, stop_after=1):
+                        pass
+            except Exception:  # noqa: BLE001 - the pump must outlive outages; rows wait in the table
+                logger.warning("outbox pump: database unavailable, retrying", exc_info=True)
+                listener = _close_quietly(listener)
+                connection.close()
+                self._stop.wait(self.retry_seconds)
+            if time.monotonic() >= upkeep_at:
+                # Django's connection upkeep (max age, a broken connection), not on every batch.
+                close_old_connections()
+                upkeep_at = time.monotonic() + 5.0
+        _close_quietly(listener)
+        connection.close()
+
+
+def _listen() -> Any:
+    import psycopg
+
+    params = {
+        k: v
+        for k, v in connection.get_connection_params().items()
+        if k not in ("cursor_factory", "context", "prepare_threshold")
+    }
+    listener = psycopg.connect(**params, autocommit=True)
+    listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
+    return listener
+
+
+def _close_quietly(listener: Any) -> None:
+    if listener is not None:
+        try:
+            listener.close()
+        except Exception:  # noqa: BLE001, S110 - closing a broken connection
+            pass

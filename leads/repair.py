@@ -162,7 +162,7 @@ def _lead_repair(*, lead_id: uuid.UUID, missing: set[str], now: datetime.datetim
                 )
             # The same idempotent journey the worker runs: writes what is missing of the timeline
             # entry, the New Lead delivery and the assignment/valuation events, nothing twice.
-            lead_fan_out(lead_id=lead_id, publish_now=True)
+            lead_fan_out(lead_id=lead_id)
             keys = [f"lead:{lead_id}:{_EVENT_FOR_EFFECT[e]}" for e in sorted(missing) if e in _EVENT_FOR_EFFECT]
             if keys:
                 outbox_rearm(keys=keys, reason=f"re-armed by repair: {', '.join(sorted(missing))} missing")

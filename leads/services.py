@@ -106,15 +106,19 @@ def lead_fan_out_event(*, lead_id: uuid.UUID | str) -> OutboxSpec:
     return OutboxSpec(f"lead:{lead_id}:fan_out", FAN_OUT_TASK, {"lead_id": str(lead_id)}, lead_id)
 
 
-def lead_fan_out(*, lead_id: uuid.UUID | str, publish_now: bool = True) -> bool:
+def new_lead_key(lead_id: uuid.UUID | str) -> str:
+    """The New Lead notification's key (one message per lead, however often the fan-out runs)."""
+    return f"lead:{lead_id}:new_lead"
+
+
+def lead_fan_out(*, lead_id: uuid.UUID | str) -> bool:
     """The new-lead journey, in one transaction: the `created` timeline entry, the Slack message,
     then the assignment and the valuation as outbox events.
 
     Idempotent: the lead row is locked, and each piece is written only if it is not there yet (the
     timeline entry by kind, the notification by its key, the outbox events by theirs), so a
     redelivered task changes nothing. A spam lead (or a missing one) does not fan out; returns
-    whether it did. `publish_now=False` leaves the outbox events to the publishing thread (when
-    called inside a request).
+    whether it did.
     """
     lead_id_var.set(str(lead_id))
     token = None
@@ -127,14 +131,15 @@ def lead_fan_out(*, lead_id: uuid.UUID | str, publish_now: bool = True) -> bool:
             # task's headers already; a direct call, e.g. from a shell, takes it from the lead).
             if not current_request_id() and lead.request_id:
                 token = request_id_var.set(lead.request_id)
-            _fan_out_locked(lead=lead, publish_now=publish_now)
+            _fan_out_locked(lead=lead)
         return True
     finally:
         if token is not None:
             request_id_var.reset(token)
 
 
-def _fan_out_locked(*, lead: Lead, publish_now: bool) -> None:
+def _fan_out_locked(*, lead: Lead) -> None:
+    _fill_address_parts(lead)
     if not LeadEvent.objects.filter(lead_id=lead.id, kind=TimelineKind.CREATED).exists():
         LeadEvent.objects.create(
             lead_id=lead.id,
@@ -147,7 +152,7 @@ def _fan_out_locked(*, lead: Lead, publish_now: bool) -> None:
         )
     notify(
         event_type="new_lead",
-        key=f"lead:{lead.id}:new_lead",
+        key=new_lead_key(lead.id),
         lead_id=lead.id,
         context=lead_notify_context(
             lead,
@@ -164,8 +169,23 @@ def _fan_out_locked(*, lead: Lead, publish_now: bool) -> None:
             OutboxSpec(f"lead:{lead.id}:valuation", VALUATION_TASK, {"lead_id": str(lead.id)}, lead.id),
         ],
         skip_existing=True,
-        publish_now=publish_now,
     )
+
+
+def _fill_address_parts(lead: Lead) -> None:
+    """Intake stores the address as typed and its duplicate key; the parts (street, unit, city,
+    state, ZIP) are parsed here, once, before anything (the valuation's geocoder) needs them."""
+    from leads.normalize import parse_address
+
+    if not lead.address or lead.street or lead.city or lead.postal_code:
+        return
+    parsed = parse_address(lead.address)
+    for name in ADDRESS_PART_FIELDS:
+        setattr(lead, name, getattr(parsed, name))
+    Lead.objects.filter(id=lead.id).update(**{name: getattr(parsed, name) for name in ADDRESS_PART_FIELDS})
+
+
+ADDRESS_PART_FIELDS = ("street", "unit", "city", "state", "postal_code")
 
 
 # --- Assignment ---------------------------------------------------------------------------
@@ -336,7 +356,7 @@ def _change_status_locked(*, lead: Lead, status: str, actor: AbstractBaseUser | 
     if old == S.SPAM and status == S.NEW:
         # Rescued from spam: it never fanned out, so it does now (as a fresh lead would have), in
         # this transaction (a staff action, not the intake path).
-        lead_fan_out(lead_id=lead.id, publish_now=False)
+        lead_fan_out(lead_id=lead.id)
         return
     notify(
         event_type="lead_status",

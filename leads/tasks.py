@@ -13,8 +13,10 @@ from leads.services import (
     lead_fan_out,
     lead_follow_up_reminders_send,
     lead_sla_breaches_raise,
+    new_lead_key,
 )
 from leadsite.context import lead_id_var
+from notifications.tasks import deliveries_send_now
 
 
 @shared_task(
@@ -27,7 +29,11 @@ from leadsite.context import lead_id_var
 def fan_out(lead_id: str) -> bool:
     """Outbox consumer: a new lead's journey (timeline, Slack, assignment and valuation events)."""
     lead_id_var.set(lead_id)
-    return lead_fan_out(lead_id=lead_id)
+    done = lead_fan_out(lead_id=lead_id)
+    if done:
+        # The New Lead message from this worker, now: the team sees the lead one broker hop sooner.
+        deliveries_send_now(key=new_lead_key(lead_id))
+    return done
 
 
 @shared_task(

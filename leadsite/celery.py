@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import beat_init, before_task_publish, celeryd_init, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadsite.settings")
@@ -18,6 +18,33 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadsite.settings")
 app = Celery("leadsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+class OutboxPumpStep(bootsteps.StartStopStep):
+    """Each worker publishes committed outbox rows as they commit (leads.outbox.OutboxPump), in a
+    thread of its main process; the web processes never talk to the broker for them."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.pump = None
+
+    def start(self, worker: Any) -> None:
+        from django.conf import settings
+
+        if settings.OUTBOX_PUMP:
+            from leads.outbox import OutboxPump
+
+            self.pump = OutboxPump().start()
+
+    def stop(self, worker: Any) -> None:
+        if self.pump is not None:
+            self.pump.stop()
+            self.pump = None
+
+
+app.steps["worker"].add(OutboxPumpStep)
 
 _HEADER_REQUEST_ID = "leadsite_request_id"
 _HEADER_LEAD_ID = "leadsite_lead_id"

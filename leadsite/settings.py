@@ -209,6 +209,9 @@ elif CELERY_BROKER_URL.startswith(("redis", "rediss", "unix")):
         "interval_start": 0,
         "interval_step": 0.2,
     }
+# Every worker runs an outbox pump (leads.outbox.OutboxPump): it publishes committed outbox rows
+# the moment the insert trigger NOTIFYs. Off only for workers that must never publish.
+OUTBOX_PUMP = env_bool("OUTBOX_PUMP", True)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -18,9 +18,24 @@ UPDATE_MAX_RETRIES = 100
 
 @shared_task(name="notifications.send_delivery", acks_late=True, ignore_result=True)
 def send_delivery(delivery_id: int, slot: float | None = None, planned: str | None = None) -> None:
-    later = services.delivery_send(
-        delivery_id=delivery_id, slot=slot, planned=datetime.fromisoformat(planned) if planned else None
-    )
+    _send(delivery_id, slot=slot, planned=datetime.fromisoformat(planned) if planned else None)
+
+
+def deliveries_send_now(*, key: str) -> None:
+    """From a worker: post the pending deliveries with this key right away instead of waiting for
+    their send tasks (which the same commit queued through the outbox: whichever comes second finds
+    the row sent and exits, and if this fails, the task does the work). Never raises."""
+    from notifications.models import Delivery, DeliveryStatus
+
+    try:
+        for delivery_id in Delivery.objects.filter(key=key, status=DeliveryStatus.PENDING).values_list("id", flat=True):
+            _send(delivery_id)
+    except Exception:  # noqa: BLE001 - the queued send task is the backstop
+        logger.warning("sending %s now failed; its queued task will", key, exc_info=True)
+
+
+def _send(delivery_id: int, *, slot: float | None = None, planned: datetime | None = None) -> None:
+    later = services.delivery_send(delivery_id=delivery_id, slot=slot, planned=planned)
     if later is not None:
         # Never sleep in a worker: come back when the slot / Retry-After / backoff is due, carrying
         # the row's new next_attempt_at so a superseded copy of this chain can tell it is stale.

@@ -288,6 +288,10 @@ def main() -> int:
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         LEADSITE_VAR_DIR=str(VAR),
         LOG_LEVEL="WARNING",
+        # Plain HTTP on 127.0.0.1 (production sits behind TLS; a redirect would be all it measured).
+        DJANGO_SECURE_SSL_REDIRECT="0",
+        # 127.0.0.1 only: leads are placed at their ZIP centroid, never sent to the Census geocoder.
+        VALUATION_GEOCODER="off",
         SLACK_BOT_TOKEN=slack.token,
         SLACK_API_BASE_URL=slack.base_url,
         SLACK_DEFAULT_CHANNEL="#leads",
@@ -407,7 +411,10 @@ def main() -> int:
     print(f"worker RSS             {start['worker_rss_mb']:.0f} MB -> {end['worker_rss_mb']:.0f} MB")
     print(f"PostgreSQL connections {start['pg_connections']} -> {end['pg_connections']}")
     print(f"Redis clients          {start['redis_clients']} -> {end['redis_clients']}")
-    return 0 if ok and lost == 0 and duplicates == 0 else 1
+    refused = sum(n for status, n in results.statuses.items() if status not in (200, 201))
+    if refused:
+        print(f"!! {refused} request(s) were not accepted (statuses above): the soak measured nothing useful")
+    return 0 if ok and accepted and not refused and lost == 0 and duplicates == 0 else 1
 
 
 _STAFF = """

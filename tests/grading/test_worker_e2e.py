@@ -41,15 +41,6 @@ def wait_until(predicate, timeout: float = 60, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture(autouse=True)
-def _stop_outbox_publisher():
-    """The intake's publisher thread has its own database connection: end it so the test database can go."""
-    yield
-    from leads.outbox import dispatcher
-
-    dispatcher.stop()
-
-
 def test_lead_valuation_offer_graded_and_posted_once_in_the_leads_thread(
     slack_worker,  # noqa: F811
     fake_slack,  # noqa: F811

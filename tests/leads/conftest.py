@@ -67,12 +67,3 @@ def acquisitions(db) -> Callable[..., Any]:
         return user
 
     return make
-
-
-@pytest.fixture(autouse=True)
-def _stop_outbox_publisher():
-    """The publisher thread has its own database connection: end it so the test database can go."""
-    yield
-    from leads.outbox import dispatcher
-
-    dispatcher.stop()

@@ -28,14 +28,13 @@ def test_new_lead_is_201_and_stored_normalised(post_lead):
         "+12065550123",
         "jane.seller@example.com",
     )
-    assert (lead.street, lead.unit, lead.city, lead.state, lead.postal_code) == (
-        "123 North Main Street",
-        "Apt 4B",
-        "Seattle",
-        "WA",
-        "98101",
+    # Intake stores the address as typed and its duplicate key; the fan-out parses the parts.
+    assert (lead.address, lead.address_key, lead.street, lead.city) == (
+        FORM["address"],
+        "123 n main st 4b|98101",
+        "",
+        "",
     )
-    assert lead.address_key == "123 n main st 4b|98101"
     assert (lead.beds, lead.baths, lead.living_area_sqft, lead.year_built) == (3, Decimal("2.50"), 1800, 1978)
     assert (lead.asking_price, lead.property_type, lead.source) == (Decimal("350000.00"), "sfr", "Example form")
     assert (lead.utm_source, lead.utm_campaign, lead.page_url) == ("google", "spring", "https://www.example.com/sell")
@@ -54,8 +53,17 @@ def test_new_lead_is_201_and_stored_normalised(post_lead):
     assert LeadEvent.objects.count() == 0
     assert Delivery.objects.count() == 0
 
-    # The fan-out task writes the rest.
+    # The fan-out task writes the rest, and the address's parts.
     assert fan_out(str(lead.id)) is True
+    lead.refresh_from_db()
+    assert (lead.street, lead.unit, lead.city, lead.state, lead.postal_code) == (
+        "123 North Main Street",
+        "Apt 4B",
+        "Seattle",
+        "WA",
+        "98101",
+    )
+    assert lead.address_key == "123 n main st 4b|98101"
     created = lead.events.get()
     assert (created.kind, created.message, created.data) == (
         "created",

@@ -59,13 +59,3 @@ def new_lead_context(lead) -> dict:
         "address": lead.address,
         "source": lead.source,
     }
-
-
-@pytest.fixture(autouse=True)
-def _stop_outbox_publisher() -> Iterator[None]:
-    """notify() hands its send tasks to the outbox's publisher thread, which has its own database
-    connection: end it so the test database can go."""
-    yield
-    from leads.outbox import dispatcher
-
-    dispatcher.stop()

@@ -4,25 +4,26 @@ import uuid
 
 import pytest
 
+from leads.models import OutboxEvent
 from notifications.models import Delivery, DeliveryStatus, Route
 from notifications.services import notify
 
 
 @pytest.mark.django_db
-def test_notify_records_one_pending_delivery_per_routed_channel(django_capture_on_commit_callbacks, settings) -> None:
+def test_notify_records_one_pending_delivery_per_routed_channel(settings) -> None:
     settings.SLACK_DEFAULT_CHANNEL = "#default"
     Route.objects.create(event_type="payment", channel="#money")
     Route.objects.create(event_type="payment", channel="#ops")
-    with django_capture_on_commit_callbacks() as callbacks:
-        notify(event_type="payment", context={"customer": "Jo", "amount": "10"}, key="stripe:evt_1")
-        notify(event_type="payment", context={"customer": "Jo", "amount": "10"}, key="stripe:evt_1")
+    notify(event_type="payment", context={"customer": "Jo", "amount": "10"}, key="stripe:evt_1")
+    notify(event_type="payment", context={"customer": "Jo", "amount": "10"}, key="stripe:evt_1")
     rows = list(Delivery.objects.order_by("channel").values_list("key", "channel", "event_type", "status"))
     assert rows == [
         ("stripe:evt_1", "#money", "payment", DeliveryStatus.PENDING),
         ("stripe:evt_1", "#ops", "payment", DeliveryStatus.PENDING),
     ]
-    # One enqueue, after commit, for the rows the first call inserted; the repeated key starts no second chain.
-    assert len(callbacks) == 1
+    # One send task per row the first call inserted, in the outbox; the repeated key starts no second chain.
+    sends = OutboxEvent.objects.filter(task_name="notifications.send_delivery")
+    assert sorted(e.kwargs["delivery_id"] for e in sends) == sorted(Delivery.objects.values_list("id", flat=True))
 
 
 @pytest.mark.django_db

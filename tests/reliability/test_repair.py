@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from leads.models import Lead, LeadEvent, OutboxEvent
-from leads.outbox import dispatcher
+from leads.outbox import outbox_relay
 from leads.repair import REPAIR_MAX_ATTEMPTS, leads_fan_out_repair
 from leads.tasks import assign_lead, fan_out
 from notifications.models import Delivery
@@ -23,18 +23,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LATER = datetime.timedelta(minutes=5)  # well past LEAD_REPAIR_GRACE_SECONDS (120 s)
 
 
-@pytest.fixture(autouse=True)
-def _stop_outbox_publisher():
-    yield
-    dispatcher.stop()
-
-
 def intake(form_key: str, **overrides: object) -> str:
     response = Client().post(
         "/api/leads", json.dumps({**FORM, **overrides}), content_type="application/json", HTTP_X_API_KEY=form_key
     )
     assert response.status_code == 201, response.content
-    dispatcher.flush()
+    outbox_relay(grace=None)  # published, as a worker's pump would
     return response.json()["id"]
 
 
@@ -72,7 +66,9 @@ def test_lead_whose_fan_out_task_was_lost_is_fanned_out_by_the_repair(form_key, 
     }
     assert kinds(lead_id) == ["created"]
     assert Delivery.objects.filter(key=f"lead:{lead_id}:new_lead").count() == 1
-    # The assignment and valuation events were written and published, as the worker's fan-out does.
+    # The assignment and valuation events were written, as the worker's fan-out does, and a pump
+    # publishes them.
+    outbox_relay(grace=None)
     events = OutboxEvent.objects.filter(lead_id=lead_id).exclude(key__endswith=":fan_out")
     assert sorted(e.key.rsplit(":", 1)[1] for e in events if e.published_at) == ["assign", "valuation"]
 
@@ -94,14 +90,17 @@ def test_published_assignment_that_never_happened_is_re_armed(form_key, acquisit
     acquisitions("alice")
     lead_id = intake(form_key)
     fan_out(lead_id)
+    outbox_relay(grace=None)
     value_lead(lead_id)
     assign = OutboxEvent.objects.get(key=f"lead:{lead_id}:assign")
     assert assign.published_at is not None and assign.attempts == 1  # "published", yet never done
 
     report = leads_fan_out_repair(now=timezone.now() + LATER)
     assert (report.repaired, report.missing) == (1, {"assigned": 1})
+    # Re-armed: pending again (the pumps are woken), then published again (a second attempt).
+    assert OutboxEvent.objects.get(key=f"lead:{lead_id}:assign").published_at is None
+    outbox_relay(grace=None)
     assign.refresh_from_db()
-    # Published again (a second attempt), with the reason on the row.
     assert assign.published_at is not None and assign.attempts == 2
     assert assign.last_error == "re-armed by repair: assigned missing"
     # The valuation, which did happen, was left alone.

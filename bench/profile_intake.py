@@ -1,0 +1,87 @@
+"""CPU per lead through the whole WSGI app, in process: where intake's time goes.
+
+    .venv/bin/python bench/profile_intake.py [N] [--cprofile]
+
+Posts N varied new leads (default 2,000) through Django's WSGI handler (every middleware, the
+real database and broker), and prints process CPU and PostgreSQL backend CPU per lead, so a change
+on the intake path can be measured before and after without a load generator in the way.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import os
+import pstats
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_leads import lead_body  # noqa: E402
+from bench.harness import bench_env, create_api_key, prepare_database  # noqa: E402
+
+
+def _backend_cpu(pid: int) -> float:
+    """CPU seconds used so far by one PostgreSQL backend (from /proc; same machine only)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _backend_pid() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def main() -> None:
+    n = int(next((a for a in sys.argv[1:] if a.isdigit()), "2000"))
+    os.environ.update(bench_env())
+    os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
+    prepare_database()
+    key = create_api_key("leads:create")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadsite.settings")
+    import django
+
+    django.setup()
+    from django.test import Client
+
+    client = Client(HTTP_X_API_KEY=key, HTTP_HOST="127.0.0.1")
+    make = lead_body(7)
+    for i in range(50):  # warm up: imports, caches, connections
+        response = client.post("/api/leads", make(i), content_type="application/json")
+        assert response.status_code == 201, (response.status_code, response.content)
+    if True:
+        pid = _backend_pid()
+        pg0 = _backend_cpu(pid)
+        cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        profiler = cProfile.Profile() if "--cprofile" in sys.argv else None
+        if profiler:
+            profiler.enable()
+        for i in range(50, 50 + n):
+            response = client.post("/api/leads", make(i), content_type="application/json")
+            assert response.status_code == 201, response.content
+        if profiler:
+            profiler.disable()
+        cpu1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        assert _backend_pid() == pid, "the request connection changed; PostgreSQL CPU would be wrong"
+        pg1 = _backend_cpu(pid)
+    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    print(
+        f"{n} leads: process CPU {cpu / n * 1000:.2f} ms/lead, PostgreSQL backends {(pg1 - pg0) / n * 1000:.2f} ms/lead, "
+        f"wall {(wall1 - wall0) / n * 1000:.2f} ms/lead"
+    )
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(
+            int(os.environ.get("PROFILE_LINES", "45"))
+        )
+        print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()
