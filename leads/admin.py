@@ -7,6 +7,7 @@ outbox event), exactly as the API's PATCH does; the admin never writes a lead's 
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from typing import Any
 
@@ -96,6 +97,20 @@ def _csv_safe(value: object) -> object:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _E164.match(value):
         return "'" + value
     return value
+
+
+def _once_per_lead(method: Any) -> Any:
+    """A lead page panel (each a query) computed once per request: unfold resolves a read-only field when
+    it builds the field and again when it renders it, and the lead object lives for one request."""
+    key = f"_admin_{method.__name__}"
+
+    @functools.wraps(method)
+    def panel(self: LeadAdmin, obj: Lead) -> Any:
+        if key not in obj.__dict__:
+            obj.__dict__[key] = method(self, obj)
+        return obj.__dict__[key]
+
+    return panel
 
 
 class _Echo:
@@ -441,6 +456,7 @@ class LeadAdmin(ModelAdmin):
         return format_html_join(" · ", "{}", ((p,) for p in parts)) if parts else "—"
 
     @admin.display(description="Slack thread")
+    @_once_per_lead
     def slack_thread(self, obj: Lead) -> SafeString | str:
         thread = lead_slack_thread(obj.pk)
         if thread is None:
@@ -466,6 +482,7 @@ class LeadAdmin(ModelAdmin):
         return dollars(obj.asking_price)
 
     @admin.display(description="timeline (newest first)")
+    @_once_per_lead
     def timeline_panel(self, obj: Lead) -> SafeString | str:
         events = lead_timeline_recent(obj.pk)
         if not events:
@@ -490,6 +507,7 @@ class LeadAdmin(ModelAdmin):
         )
 
     @admin.display(description="valuation")
+    @_once_per_lead
     def valuation_panel(self, obj: Lead) -> SafeString | str:
         valuation = lead_valuation(obj.id)
         if not valuation:
