@@ -8,86 +8,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import translation
-from django.utils.html import conditional_escape
-from django.utils.safestring import SafeString, mark_safe
-from unfold import admin as unfold_admin
-from unfold import utils as unfold_utils
-from unfold.fields import UnfoldAdminReadonlyField
 from unfold.sites import UnfoldAdminSite
-from unfold.templatetags import unfold_list
 
+from leadsite import unfold_speed
 
-def _result_headers_once(cl: Any) -> Any:
-    """unfold 0.91 recomputes every column header (sort links, query strings) for every row of a list
-    (unfold_list.items_for_result): ~1/3 of a 50-row page's time. The headers depend only on the
-    ChangeList, so they are computed once per list and read from then on (the callers only read them)."""
-    headers = getattr(cl, "_leadsite_result_headers", None)
-    if headers is None:
-        headers = cl._leadsite_result_headers = list(_unfold_result_headers(cl))
-    return iter(headers)
-
-
-_unfold_result_headers = unfold_list.result_headers
-unfold_list.result_headers = _result_headers_once
-
-# Two more per-row costs of unfold 0.91 lists, each a full template render per row for output that
-# depends on (almost) nothing: the row's action checkbox (a widget template; only the pk changes) and
-# a boolean column's icon (three possible outputs). Together ~40% of a 50-row leads list's time.
-# Both are rendered by unfold's own templates once per process and language, then reused; the HTML is
-# byte-for-byte what unfold renders (tests/backoffice/test_list_rendering.py).
-_PK_SLOT = "leadsite-pk-slot"
-
-
-class _PrerenderedCheckbox:
-    """unfold.admin.checkbox (the rows' action checkbox), rendered once per name and language."""
-
-    def __init__(self, widget: Any) -> None:
-        self.widget = widget
-        self.rendered: dict[tuple[str, str | None], str] = {}
-
-    def render(self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None) -> SafeString:
-        if attrs is not None or renderer is not None or not isinstance(value, str):
-            return self.widget.render(name, value, attrs, renderer)
-        key = (name, translation.get_language())
-        html = self.rendered.get(key)
-        if html is None:
-            html = self.rendered[key] = str(self.widget.render(name, _PK_SLOT))
-        return mark_safe(html.replace(_PK_SLOT, conditional_escape(value)))  # noqa: S308 - value escaped
-
-
-_unfold_boolean_icon = unfold_utils._boolean_icon
-_boolean_icons: dict[tuple[str, str | None], str] = {}
-
-
-def _boolean_icon_once(value: Any) -> str:
-    # unfold/helpers/boolean.html knows three states: unknown ('' or None), true, false.
-    state = "unknown" if value == "" or value is None else ("true" if value else "false")
-    key = (state, translation.get_language())
-    html = _boolean_icons.get(key)
-    if html is None:
-        html = _boolean_icons[key] = _unfold_boolean_icon({"unknown": None, "true": True, "false": False}[state])
-    return html
-
-
-unfold_admin.checkbox = _PrerenderedCheckbox(unfold_admin.checkbox)
-unfold_utils._boolean_icon = _boolean_icon_once
-
-# A read-only field on a change page: unfold's field_readonly_value.html asks for `field.contents` three
-# times (`{% elif field.contents %}`, `== "None"`, `{{ field.contents }}`), and each call recomputes it
-# (for a ModelAdmin method, calls it again). The field object lives for one render of one form, so its
-# contents are computed once and kept.
-_unfold_readonly_contents = UnfoldAdminReadonlyField.contents
-
-
-def _readonly_contents_once(self: UnfoldAdminReadonlyField) -> SafeString:
-    contents = self.__dict__.get("_leadsite_contents")
-    if contents is None:
-        contents = self.__dict__["_leadsite_contents"] = _unfold_readonly_contents(self)
-    return contents
-
-
-UnfoldAdminReadonlyField.contents = _readonly_contents_once
+unfold_speed.install()
 
 MANAGERS_GROUP = "Managers"
 
