@@ -25,6 +25,7 @@ from unfold.admin import ModelAdmin
 from unfold.widgets import UnfoldAdminTextareaWidget
 
 from grading.admin import OfferInline
+from leads import admin_panels
 from leads.models import OPEN_STATUSES, Lead, LeadStatus, OutboxEvent
 from leads.selectors import lead_search_q, lead_timeline_recent
 from leads.services import (
@@ -289,30 +290,9 @@ class LeadAdmin(ModelAdmin):
             },
         ),
         ("Seller", {"fields": ("name", "email", "message", "asking_price_display", "timeline", "condition")}),
-        (
-            "Speed to lead",
-            {"fields": (("created_at", "first_contacted_at", "sla_breached_at"), ("claimed_at", "archived_at"))},
-        ),
-        (
-            "Source",
-            {
-                "classes": ["collapse"],
-                "fields": (
-                    ("source", "api_key"),
-                    ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"),
-                    "page_url",
-                    "request_id",
-                    "extra",
-                ),
-            },
-        ),
-        (
-            "Consent",
-            {
-                "classes": ["collapse"],
-                "fields": ("consent", "consent_text", "consent_at", "consent_ip", "consent_user_agent"),
-            },
-        ),
+        ("Speed to lead", {"fields": ("speed_panel",)}),
+        ("Source", {"classes": ["collapse"], "fields": ("source_panel",)}),
+        ("Consent", {"classes": ["collapse"], "fields": ("consent_panel",)}),
     )
 
     # --- lists -------------------------------------------------------------------------
@@ -379,6 +359,9 @@ class LeadAdmin(ModelAdmin):
             "timeline_panel",
             "valuation_panel",
             "asking_price_display",
+            "speed_panel",
+            "source_panel",
+            "consent_panel",
         ]
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
@@ -548,6 +531,18 @@ class LeadAdmin(ModelAdmin):
             rows,
         )
         return format_html("{}{}", head, table) if comps else head
+
+    @admin.display(description="")
+    def speed_panel(self, obj: Lead) -> SafeString:
+        return admin_panels.speed_panel(obj)
+
+    @admin.display(description="")
+    def source_panel(self, obj: Lead) -> SafeString:
+        return admin_panels.source_panel(obj)
+
+    @admin.display(description="")
+    def consent_panel(self, obj: Lead) -> SafeString:
+        return admin_panels.consent_panel(obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # leads come in through POST /api/leads

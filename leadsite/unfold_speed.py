@@ -15,6 +15,8 @@ from ~165 ms to ~50 ms and the lead page from ~180 ms to ~60 ms (see README "Bac
 - A row's action checkbox: a widget template rendered per row where only the pk changes; a boolean
   column's icon: a template rendered per row with three possible outputs. Rendered once per process and
   language by unfold's own templates, then reused.
+- A change form's row: unfold builds every field of it once more (for a read-only field, resolving its
+  value) to look for an inline's hidden ordering field, on the main form too.
 - A read-only field on a change page: unfold's field_readonly_value.html asks for `field.contents` three
   times, and each call recomputes it (for a ModelAdmin method, calls it again). The field object lives
   for one render of one form: its contents are computed once.
@@ -41,6 +43,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold import admin as unfold_admin
 from unfold import utils as unfold_utils
 from unfold.fields import UnfoldAdminReadonlyField
+from unfold.templatetags import unfold as unfold_tags
 from unfold.templatetags import unfold_list
 
 _unfold_result_headers = unfold_list.result_headers
@@ -243,9 +246,33 @@ def readonly_contents_once(self: UnfoldAdminReadonlyField) -> SafeString:
     return contents
 
 
+# --- a change form's rows ----------------------------------------------------------------------
+
+
+def fieldset_row_classes(context: Any) -> str:
+    """unfold's {% fieldset_row_classes %} iterates the row's fields (building each field again: for a
+    read-only one, resolving its value) to find an inline's hidden ordering field, also on the main form,
+    which has none. Only an inline's rows are iterated here; the classes are unfold's."""
+    classes = ["form-row", "field-row", "group/row"]
+    formset = context.get("inline_admin_formset", None)
+    line = context.get("line") or []
+    if formset:
+        ordering_field = getattr(formset.opts, "ordering_field", None)
+        hide = getattr(formset.opts, "hide_ordering_field", False)
+        for field in line:
+            if hasattr(field.field, "name") and field.field.name == ordering_field and hide:
+                classes.append("hidden")
+    if len(line.fields) > 1:
+        classes.extend(["grid", f"lg:grid-cols-{len(line.fields)}"])
+    if not line.has_visible_field:
+        classes.append("hidden")
+    return " ".join(set(classes))
+
+
 def install() -> None:
     unfold_list.result_headers = result_headers_once
     unfold_list.items_for_result = items_for_result_planned
     unfold_admin.checkbox = PrerenderedCheckbox(_UNFOLD_CHECKBOX)
     unfold_utils._boolean_icon = boolean_icon_once
     UnfoldAdminReadonlyField.contents = readonly_contents_once
+    unfold_tags.register.simple_tag(takes_context=True, name="fieldset_row_classes")(fieldset_row_classes)
