@@ -46,6 +46,7 @@ def varied_rows(boss, make_lead, make_staff) -> None:
     [
         "/admin/leads/lead/",
         "/admin/leads/lead/?queue=mine",
+        "/admin/leads/lead/?status__exact=contacted&o=-3.2&q=Seller",
         "/admin/leads/lead/?_popup=1&_to_field=id",
         "/admin/leads/outboxevent/",
         "/admin/notifications/delivery/",
