@@ -3,8 +3,7 @@ the same output computed once instead. Every replacement returns exactly what un
 (tests/backoffice/test_unfold_speed.py compares them byte for byte); `install()` puts them in place
 (leadsite.admin_site calls it once, at import).
 
-Measured in-process on 50,000 leads (CPU per request, `bench/profile_admin.py`): a 50-row leads list went
-from ~165 ms to ~50 ms and the lead page from ~180 ms to ~60 ms (see README "Back office").
+`bench/profile_admin.py` times the pages in-process (CPU per request); README "Back office" has the numbers.
 
 - Column headers (sort links, query strings): unfold recomputes all of them for every row. They depend
   only on the ChangeList: computed once per list.
