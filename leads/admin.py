@@ -7,6 +7,7 @@ outbox event), exactly as the API's PATCH does; the admin never writes a lead's 
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from typing import Any
 
@@ -24,6 +25,7 @@ from unfold.admin import ModelAdmin
 from unfold.widgets import UnfoldAdminTextareaWidget
 
 from grading.admin import OfferInline
+from leads import admin_panels
 from leads.models import OPEN_STATUSES, Lead, LeadStatus, OutboxEvent
 from leads.selectors import lead_search_q, lead_timeline_recent
 from leads.services import (
@@ -96,6 +98,20 @@ def _csv_safe(value: object) -> object:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _E164.match(value):
         return "'" + value
     return value
+
+
+def _once_per_lead(method: Any) -> Any:
+    """A lead page panel (each a query) computed once per request: unfold resolves a read-only field when
+    it builds the field and again when it renders it, and the lead object lives for one request."""
+    key = f"_admin_{method.__name__}"
+
+    @functools.wraps(method)
+    def panel(self: LeadAdmin, obj: Lead) -> Any:
+        if key not in obj.__dict__:
+            obj.__dict__[key] = method(self, obj)
+        return obj.__dict__[key]
+
+    return panel
 
 
 class _Echo:
@@ -274,30 +290,9 @@ class LeadAdmin(ModelAdmin):
             },
         ),
         ("Seller", {"fields": ("name", "email", "message", "asking_price_display", "timeline", "condition")}),
-        (
-            "Speed to lead",
-            {"fields": (("created_at", "first_contacted_at", "sla_breached_at"), ("claimed_at", "archived_at"))},
-        ),
-        (
-            "Source",
-            {
-                "classes": ["collapse"],
-                "fields": (
-                    ("source", "api_key"),
-                    ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"),
-                    "page_url",
-                    "request_id",
-                    "extra",
-                ),
-            },
-        ),
-        (
-            "Consent",
-            {
-                "classes": ["collapse"],
-                "fields": ("consent", "consent_text", "consent_at", "consent_ip", "consent_user_agent"),
-            },
-        ),
+        ("Speed to lead", {"fields": ("speed_panel",)}),
+        ("Source", {"classes": ["collapse"], "fields": ("source_panel",)}),
+        ("Consent", {"classes": ["collapse"], "fields": ("consent_panel",)}),
     )
 
     # --- lists -------------------------------------------------------------------------
@@ -364,6 +359,9 @@ class LeadAdmin(ModelAdmin):
             "timeline_panel",
             "valuation_panel",
             "asking_price_display",
+            "speed_panel",
+            "source_panel",
+            "consent_panel",
         ]
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
@@ -441,6 +439,7 @@ class LeadAdmin(ModelAdmin):
         return format_html_join(" · ", "{}", ((p,) for p in parts)) if parts else "—"
 
     @admin.display(description="Slack thread")
+    @_once_per_lead
     def slack_thread(self, obj: Lead) -> SafeString | str:
         thread = lead_slack_thread(obj.pk)
         if thread is None:
@@ -466,6 +465,7 @@ class LeadAdmin(ModelAdmin):
         return dollars(obj.asking_price)
 
     @admin.display(description="timeline (newest first)")
+    @_once_per_lead
     def timeline_panel(self, obj: Lead) -> SafeString | str:
         events = lead_timeline_recent(obj.pk)
         if not events:
@@ -490,6 +490,7 @@ class LeadAdmin(ModelAdmin):
         )
 
     @admin.display(description="valuation")
+    @_once_per_lead
     def valuation_panel(self, obj: Lead) -> SafeString | str:
         valuation = lead_valuation(obj.id)
         if not valuation:
@@ -530,6 +531,18 @@ class LeadAdmin(ModelAdmin):
             rows,
         )
         return format_html("{}{}", head, table) if comps else head
+
+    @admin.display(description="")
+    def speed_panel(self, obj: Lead) -> SafeString:
+        return admin_panels.speed_panel(obj)
+
+    @admin.display(description="")
+    def source_panel(self, obj: Lead) -> SafeString:
+        return admin_panels.source_panel(obj)
+
+    @admin.display(description="")
+    def consent_panel(self, obj: Lead) -> SafeString:
+        return admin_panels.consent_panel(obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # leads come in through POST /api/leads

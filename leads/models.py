@@ -154,6 +154,12 @@ class Lead(models.Model):
             ),
             # "My leads" (assignee, follow-up due first) and the dashboard's overdue follow-ups.
             models.Index(fields=["assigned_to", "follow_up_at"], name="lead_my_follow_up_idx"),
+            # The dashboard's "SLA breaches (30 days)" and the breached queue: an index-only count.
+            models.Index(
+                fields=["sla_breached_at"],
+                name="lead_sla_breached_idx",
+                condition=Q(sla_breached_at__isnull=False, archived_at=None) & ~Q(status="spam"),
+            ),
             models.Index(
                 fields=["follow_up_at"],
                 name="lead_follow_up_due_idx",

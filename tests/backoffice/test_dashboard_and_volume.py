@@ -53,6 +53,7 @@ def test_every_dashboard_number_links_to_a_list_with_that_many_rows(client, djan
     assert funnel["offer_made"] == "Offer Made"  # human labels, not raw values
 
 
+@pytest.mark.django_db(transaction=True)  # it ends with VACUUM, which cannot run inside a transaction
 def test_seed_volume_makes_leads_with_timelines_valuations_deliveries_and_logs() -> None:
     from leads.models import Lead, LeadEvent
     from valuation.models import Valuation
@@ -67,9 +68,22 @@ def test_seed_volume_makes_leads_with_timelines_valuations_deliveries_and_logs()
     assert Delivery.objects.filter(key__startswith="seed:").count() == 300
     assert LogEntry.objects.filter(logger="seed_volume").count() == 2000
     assert len(set(leads.exclude(assigned_to=None).values_list("assigned_to", flat=True))) == 10
-    # The log indexes dropped for the load are back.
+    # The log indexes dropped for the load are back, valid, on the table and on every partition of it.
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'logs_logentry'")
-        assert cursor.fetchone()[0] >= 5
+        cursor.execute(
+            "SELECT c.relname, count(*), bool_and(i.indisvalid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "WHERE c.relname = 'logs_logentry' OR c.oid IN "
+            "(SELECT inhrelid FROM pg_inherits WHERE inhparent = 'logs_logentry'::regclass) GROUP BY c.relname"
+        )
+        tables = {name: (n, valid) for name, n, valid in cursor.fetchall()}
+        # Vacuumed as autovacuum would (the trigram indexes' pending lists merged, visibility maps set).
+        cursor.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL AND relname IN "
+            "('leads_lead', 'leads_leadevent', 'valuation_valuation', 'notifications_delivery')"
+        )
+        vacuumed = {name for (name,) in cursor.fetchall()}
+    assert tables["logs_logentry"][0] >= 6 and len(tables) > 1
+    assert set(tables.values()) == {(tables["logs_logentry"][0], True)}, tables
+    assert vacuumed == {"leads_lead", "leads_leadevent", "valuation_valuation", "notifications_delivery"}
