@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("leads", "0009_lead_search_trigram_indexes"),
+        ("leads", "0010_outbox_notify_trigger"),
         ("leadsite", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
