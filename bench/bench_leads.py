@@ -128,7 +128,16 @@ def slack_latency() -> None:
             LEAD_SLA_MINUTES="10080",
         )
         worker = subprocess.Popen(
-            [PY, "-m", "celery", "-A", "leadsite", "worker", "--concurrency=2", f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}"],
+            [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "leadsite",
+                "worker",
+                "--concurrency=2",
+                f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}",
+            ],
             cwd=ROOT,
             env=env,
             start_new_session=True,

@@ -139,7 +139,7 @@ def lead_fan_out(*, lead_id: uuid.UUID | str) -> bool:
 
 
 def _fan_out_locked(*, lead: Lead) -> None:
-    _fill_address_parts(lead)
+    lead_fill_address_parts(lead)
     if not LeadEvent.objects.filter(lead_id=lead.id, kind=TimelineKind.CREATED).exists():
         LeadEvent.objects.create(
             lead_id=lead.id,
@@ -172,17 +172,19 @@ def _fan_out_locked(*, lead: Lead) -> None:
     )
 
 
-def _fill_address_parts(lead: Lead) -> None:
+def lead_fill_address_parts(lead: Lead) -> bool:
     """Intake stores the address as typed and its duplicate key; the parts (street, unit, city,
-    state, ZIP) are parsed here, once, before anything (the valuation's geocoder) needs them."""
+    state, ZIP) are parsed here, once, by the fan-out (or by whatever needs them first, e.g. the
+    valuation's geocoder). Returns whether it filled them."""
     from leads.normalize import parse_address
 
     if not lead.address or lead.street or lead.city or lead.postal_code:
-        return
+        return False
     parsed = parse_address(lead.address)
     for name in ADDRESS_PART_FIELDS:
         setattr(lead, name, getattr(parsed, name))
     Lead.objects.filter(id=lead.id).update(**{name: getattr(parsed, name) for name in ADDRESS_PART_FIELDS})
+    return True
 
 
 ADDRESS_PART_FIELDS = ("street", "unit", "city", "state", "postal_code")

@@ -248,13 +248,14 @@ def delivery_send(*, delivery_id: int, slot: float | None = None, planned: datet
     reserves a rate-limit slot. None (tasks queued before stamps existed) skips the check.
     """
     delivery = Delivery.objects.filter(pk=delivery_id).first()
+    if delivery is not None and delivery.lead_id:
+        # The task's log entries carry the lead, even when it finds there is nothing left to do.
+        lead_id_var.set(str(delivery.lead_id))
     if delivery is None or delivery.status not in _OPEN:
         return None  # sent, dead, or another worker is posting it right now
     if planned is not None and delivery.next_attempt_at != planned:
         return None  # superseded: the task carrying the row's current stamp does the work
     current = Q(pk=delivery.pk, status__in=_OPEN, next_attempt_at=delivery.next_attempt_at)
-    if delivery.lead_id:
-        lead_id_var.set(str(delivery.lead_id))
 
     thread_ts, wait = _thread_ts(delivery)
     if wait is not None:

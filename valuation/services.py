@@ -251,8 +251,9 @@ def _lead_locate(lead: Any) -> str:
     geocoder, else the ZIP centroid. Runs in the valuation task, never in the intake request.
 
     Returns the fallback reason when the ZIP centroid was used ("" otherwise)."""
-    from leads.services import lead_set_location
+    from leads.services import lead_fill_address_parts, lead_set_location
 
+    lead_fill_address_parts(lead)  # normally done by the fan-out already; the ZIP comes from it
     if lead.latitude is not None and lead.location_precision in FINE_PRECISIONS:
         return ""
     if lead.latitude is not None and not lead.location_precision:
