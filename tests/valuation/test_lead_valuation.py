@@ -71,7 +71,9 @@ def test_lead_is_valued_once_with_timeline_and_notification(trained) -> None:
 
 
 def test_lead_without_coordinates_gets_a_timeline_note_and_no_notification(trained) -> None:
-    lead = make_lead(latitude=None, longitude=None)
+    # Nothing to place it by: no coordinates and no address (one with a ZIP code would be placed at
+    # the ZIP's centroid, test_geocoding.py).
+    lead = make_lead(latitude=None, longitude=None, address="")
 
     value_lead(str(lead.id))
     value_lead(str(lead.id))
