@@ -278,6 +278,8 @@ class OutboxPump:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.published = 0
+        # Set once it LISTENs and has sent what was pending when it started.
+        self.ready = threading.Event()
 
     def start(self) -> OutboxPump:
         if connection.vendor != "postgresql" or self._thread is not None:
@@ -303,6 +305,7 @@ class OutboxPump:
                     listener = _listen()
                 result = _relay(grace=None, batch=self.batch)
                 self.published += result.published
+                self.ready.set()
                 if result.broker_error is not None:
                     self._stop.wait(BREAKER_SECONDS)
                 elif not result.published:

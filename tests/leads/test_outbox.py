@@ -117,7 +117,7 @@ def test_intake_writes_the_event_and_the_pump_publishes_it_once(private_broker, 
 
     # A worker's pump, idle for a minute unless woken: the insert trigger's NOTIFY wakes it.
     running = pump(idle_seconds=60)
-    time.sleep(0.3)  # it publishes what is pending when it starts
+    assert running.ready.wait(5)  # listening, and what was pending when it started is sent
     assert published() == [(True, 1, "")]
     assert queued_tasks(broker) == Counter({("leads.fan_out", lead_id): 1})
 
@@ -136,8 +136,7 @@ def test_intake_writes_the_event_and_the_pump_publishes_it_once(private_broker, 
 
 def test_a_commit_wakes_the_pump_at_once(private_broker, form_key, pump):
     _, broker, _, _ = private_broker
-    pump(idle_seconds=60)
-    time.sleep(0.3)  # listening
+    assert pump(idle_seconds=60).ready.wait(5)  # listening
     client = Client()
     client.get("/api/health")
     waits = []
@@ -160,7 +159,8 @@ def test_broker_down_intake_answers_fast_and_the_pump_publishes_each_event_once(
     # Intake never talks to the broker: a dead broker costs it nothing.
     assert max(elapsed for _, elapsed, _ in results) < 1.0, results
     lead_ids = [lead_id for _, _, lead_id in results]
-    time.sleep(0.5)
+    # The pump tried (and failed) to publish the first one: nothing is marked published.
+    wait_until(lambda: OutboxEvent.objects.get(lead_id=lead_ids[0]).attempts >= 1, timeout=5)
     assert [is_published for is_published, _, _ in published()] == [False] * 5
     first = OutboxEvent.objects.get(lead_id=lead_ids[0])
     assert first.attempts >= 1 and "Connection refused" in first.last_error
