@@ -72,7 +72,8 @@ def test_real_worker_consumes_the_new_leads_events(start_worker, acquisitions, f
     # The worker ran the fan-out (timeline, Slack message, the assignment, the valuation event).
     created = LeadEvent.objects.get(lead_id=lead_id, kind="created")
     assert (created.request_id, created.created_at) == ("e2e-intake-request-1", Lead.objects.get(id=lead_id).created_at)
-    assert Delivery.objects.get(event_type="new_lead").key == f"lead:{lead_id}:new_lead"
+    new_lead = Delivery.objects.get(event_type="new_lead")
+    assert new_lead.key == f"lead:{lead_id}:new_lead"
     wait_until(
         lambda: OutboxEvent.objects.filter(lead_id=lead_id, published_at__isnull=False).count() == 2,
         what="the fan-out's events published",
@@ -80,10 +81,12 @@ def test_real_worker_consumes_the_new_leads_events(start_worker, acquisitions, f
     output = worker.output()
     assert len(received(output, "leads.fan_out")) == 1
     assert re.search(r"Task leads\.fan_out\[[0-9a-f-]+\] succeeded", output)
-    # The fan-out assigned the lead itself: no task of its own, and no send task for the New Lead
-    # message (the fan-out posted it).
+    # The fan-out assigned the lead itself (no task of its own) and posted the New Lead message
+    # itself: no send task was queued for it, and it went out at the first attempt.
     assert received(output, "leads.assign_lead") == []
-    assert received(output, "notifications.send_delivery") == []
+    wait_until(lambda: Delivery.objects.get(id=new_lead.id).status == "sent", what="the New Lead posted")
+    assert Delivery.objects.get(id=new_lead.id).attempts == 1
+    assert not OutboxEvent.objects.filter(task_name="notifications.send_delivery", kwargs__delivery_id=new_lead.id)
 
 
 def test_broker_down_during_intake_then_every_event_published_once(
