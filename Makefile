@@ -52,7 +52,7 @@ bench: install
 	DJANGO_SECURE_SSL_REDIRECT=$${DJANGO_SECURE_SSL_REDIRECT:-0} $(PY) bench/run.py $(BENCH)
 
 # Minutes of steady intake with a worker SIGKILL and a broker restart midway (soak/run.py).
-# SOAK_SECONDS (600), SOAK_RATE (100 leads/s), SOAK_DRAIN_SECONDS (900), SOAK_DATABASE_URL.
+# SOAK_SECONDS (600), SOAK_RATE (100 leads/s), SOAK_DRAIN_SECONDS (1800), SOAK_DATABASE_URL.
 soak: install
 	$(PY) soak/run.py
 

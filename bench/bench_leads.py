@@ -43,6 +43,8 @@ CONCURRENCY = 16
 LATENCY_RATE = float(os.environ.get("BENCH_LATENCY_RATE", "20"))
 LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "20"))
 WORKERS = 2
+# The lead -> Slack run's worker, as README's deployment runs one per machine (--concurrency 4).
+WORKER_CONCURRENCY = int(os.environ.get("BENCH_WORKER_CONCURRENCY", "4"))
 # Both servers cap gthread's keep-alive connections per worker (harness default 8 = 16 / 2), so
 # the load is spread over both processes.
 SPREAD = bench_env()
@@ -127,6 +129,7 @@ def slack_latency() -> None:
             VALUATION_GEOCODER="off",
             LEAD_SLA_MINUTES="10080",
         )
+        WORKER_LOG.parent.mkdir(parents=True, exist_ok=True)
         worker = subprocess.Popen(
             [
                 PY,
@@ -135,7 +138,7 @@ def slack_latency() -> None:
                 "-A",
                 "leadsite",
                 "worker",
-                "--concurrency=2",
+                f"--concurrency={WORKER_CONCURRENCY}",
                 f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}",
             ],
             cwd=ROOT,
@@ -185,7 +188,7 @@ def slack_latency() -> None:
     missing = len(done) - len(latencies)
     print(
         f"\n## lead -> Slack New Lead message ({LATENCY_RATE:.0f} leads/s for {LATENCY_SECONDS:.0f} s through gunicorn, "
-        f"one Celery worker --concurrency=2 with its outbox pump, the fake Slack)\n"
+        f"one Celery worker --concurrency={WORKER_CONCURRENCY} with its outbox pump, the fake Slack)\n"
         f"leads {len(done)}, announced {len(latencies)}, missing {missing}; "
         f"p50 {pct(latencies, 50):.0f} ms, p95 {pct(latencies, 95):.0f} ms, p99 {pct(latencies, 99):.0f} ms, "
         f"max {latencies[-1] if latencies else float('nan'):.0f} ms (target p50 < 50, p95 < 250): "

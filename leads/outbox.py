@@ -13,6 +13,12 @@ and one writer: there the writer publishes right after its own commit.
 
 Delivery is at least once: a crash between publishing and marking the row sends it again, so
 every consumer is idempotent (and keyed by the event's `key`).
+
+Flow control: the relay publishes to a queue only while it holds fewer than
+OUTBOX_BROKER_QUEUE_LIMIT messages (`broker_queue_sizes()`); when the workers fall behind, the
+backlog waits here, in PostgreSQL, durable and in order, and goes out as they catch up. So the
+broker holds a bounded buffer, and losing its data (flushed, evicted, a restart without
+persistence) loses at most that buffer, which the effect-based repair (leads.repair) re-runs.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -199,6 +206,77 @@ def _mark_published(ids: list[int]) -> None:
 class RelayResult:
     published: int = 0
     broker_error: Exception | None = None
+    held: frozenset[str] = frozenset()  # queues at their limit: their rows were left pending
+
+
+def broker_queue_sizes() -> dict[str, int] | None:
+    """Messages waiting in each of the app's queues; None when the broker cannot tell (down)."""
+    try:
+        with publisher.producer() as producer:
+            channel = producer.channel
+            sizes = {}
+            for name in app.amqp.queues:
+                try:
+                    sizes[name] = channel.queue_declare(queue=name, passive=True).message_count
+                except producer.connection.channel_errors:
+                    sizes[name] = 0  # never declared: nothing waits in it
+            return sizes
+    except Exception:  # noqa: BLE001 - no answer means no evidence of a backlog
+        return None
+
+
+_QUEUE_OF: dict[str, str] = {}
+
+
+def _queue_of(task_name: str) -> str:
+    """The queue a task is routed to (CELERY_TASK_ROUTES), remembered per name."""
+    queue = _QUEUE_OF.get(task_name)
+    if queue is None:
+        route = app.amqp.router.route({}, task_name)
+        queue = _QUEUE_OF[task_name] = route["queue"].name
+    return queue
+
+
+class _FlowControl:
+    """How full the broker's queues are. Asks the broker at most every CHECK_SECONDS while none is
+    full, and on every call while one is or when told `fresh` (the relay draining a backlog, a
+    batch at a time), so publishing resumes as soon as the workers make room."""
+
+    CHECK_SECONDS = 0.25
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sizes: dict[str, int] = {}
+        self._checked_at = 0.0
+
+    def reset(self) -> None:
+        with self._lock:
+            self._sizes, self._checked_at = {}, 0.0
+
+    def check(self, *, fresh: bool = False) -> tuple[frozenset[str], int | None]:
+        """(the queues at the limit, how many more messages any other queue may take; None: no limit)."""
+        limit = settings.OUTBOX_BROKER_QUEUE_LIMIT
+        if not limit or publisher.broker_down():
+            return frozenset(), None
+        with self._lock:
+            full = any(size >= limit for size in self._sizes.values())
+            if fresh or full or time.monotonic() - self._checked_at >= self.CHECK_SECONDS:
+                self._sizes = broker_queue_sizes() or {}
+                self._checked_at = time.monotonic()
+            held = frozenset(name for name, size in self._sizes.items() if size >= limit)
+            if held and not full:
+                logger.info("outbox: holding events for full queue(s) %s: %s", sorted(held), self._sizes)
+            others = [size for name, size in self._sizes.items() if name not in held]
+            return held, max(1, limit - max(others, default=0))
+
+
+flow = _FlowControl()
+
+
+def queue_full(task_name: str) -> bool:
+    """Whether the queue this task goes to is at OUTBOX_BROKER_QUEUE_LIMIT (its work is in line)."""
+    held, _ = flow.check(fresh=True)
+    return _queue_of(task_name) in held
 
 
 def outbox_relay(*, grace: timedelta | None = RELAY_GRACE, batch: int = RELAY_BATCH) -> int:
@@ -210,12 +288,19 @@ def outbox_relay(*, grace: timedelta | None = RELAY_GRACE, batch: int = RELAY_BA
 def _relay(*, grace: timedelta | None, batch: int) -> RelayResult:
     result = RelayResult()
     pending = OutboxEvent.objects.select_for_update(skip_locked=True).filter(published_at=None)
+    first = True
     while True:
+        # Flow control: nothing for a full queue, and no more at once than the others have room for.
+        result.held, room = flow.check(fresh=not first)
+        first = False
+        size = batch if room is None else min(batch, room)
         with transaction.atomic():
             # Without a grace period there is no time filter at all: rows written on a machine whose
             # clock runs ahead must not wait for this one's to catch up.
             claimed = pending if not grace else pending.filter(created_at__lte=timezone.now() - grace)
-            rows = list(claimed.order_by("id")[:batch])
+            if result.held:
+                claimed = claimed.exclude(task_name__in=_task_names_for(result.held))
+            rows = list(claimed.order_by("id")[:size])
             if not rows:
                 return result
             sent, error = _send_all(rows)
@@ -232,8 +317,13 @@ def _relay(*, grace: timedelta | None, batch: int) -> RelayResult:
                 result.broker_error = error
                 return result
         result.published += len(sent)
-        if len(rows) < batch:
-            return result
+        if len(rows) < size:
+            return result  # nothing more pending (for the queues with room)
+
+
+def _task_names_for(queues: frozenset[str]) -> list[str]:
+    """The names of the tasks (registered with the app) that are routed to these queues."""
+    return [name for name in app.tasks if not name.startswith("celery.") and _queue_of(name) in queues]
 
 
 def outbox_rearm(*, keys: Iterable[str], reason: str) -> list[OutboxEvent]:
@@ -259,6 +349,8 @@ def outbox_rearm(*, keys: Iterable[str], reason: str) -> list[OutboxEvent]:
 # The insert trigger's channel (migration leads 0010 creates the trigger with this name).
 OUTBOX_CHANNEL = "leadsite_outbox"
 PUMP_THREAD = "leads-outbox-pump"
+# While a queue is at its limit the pump looks again this often.
+HELD_POLL_SECONDS = 0.2
 
 
 class OutboxPump:
@@ -309,8 +401,10 @@ class OutboxPump:
                 if result.broker_error is not None:
                     self._stop.wait(BREAKER_SECONDS)
                 elif not result.published:
-                    # Nothing pending: sleep until a commit NOTIFYs (or the idle timeout).
-                    for _ in listener.notifies(timeout=self.idle_seconds, stop_after=1):
+                    # Nothing to send: sleep until a commit NOTIFYs (or the idle timeout; while a
+                    # queue is full, a short one, to resume as soon as the workers make room).
+                    timeout = min(self.idle_seconds, HELD_POLL_SECONDS) if result.held else self.idle_seconds
+                    for _ in listener.notifies(timeout=timeout, stop_after=1):
                         pass
             except Exception:  # noqa: BLE001 - the pump must outlive outages; rows wait in the table
                 logger.warning("outbox pump: database unavailable, retrying", exc_info=True)

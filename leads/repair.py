@@ -27,8 +27,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from leads.models import Lead, LeadStatus
-from leads.outbox import outbox_rearm
+from leads.models import Lead, LeadStatus, OutboxEvent
+from leads.outbox import broker_queue_sizes, outbox_rearm
 from leads.selectors import leads_fan_out_missing
 from leads.services import acquisitions_staff, lead_fan_out
 from leadsite.context import lead_id_var
@@ -42,8 +42,8 @@ REPAIR_TIME_BUDGET_SECONDS = 40.0
 # other than a lost message is wrong with it, and re-running it forever would only hide that.
 REPAIR_MAX_ATTEMPTS = 10
 
-# While the broker holds more than this many waiting messages the workers are behind, and what
-# looks missing is most likely still queued: the run then only marks complete leads. Re-running
+# While the broker and the outbox hold more than this many waiting tasks the workers are behind, and
+# what looks missing is most likely still queued: the run then only marks complete leads. Re-running
 # the fan-out of a backlog would lengthen it (every re-armed event is one more message in line).
 REPAIR_BACKLOG_LIMIT = 1000
 
@@ -69,22 +69,13 @@ class RepairReport:
         }
 
 
-def broker_backlog() -> int | None:
-    """Messages waiting in the broker's queues; None when the broker cannot tell (down, no counts)."""
-    from leadsite.celery import app
-
-    try:
-        with app.connection_for_write() as conn:
-            channel = conn.default_channel
-            total = 0
-            for queue in app.amqp.queues:
-                try:
-                    total += channel.queue_declare(queue=queue, passive=True).message_count
-                except conn.channel_errors:
-                    continue  # never declared: nothing waits in it
-            return total
-    except Exception:  # noqa: BLE001 - no answer means no evidence of a backlog
+def backlog() -> int | None:
+    """Work waiting to be done: messages in the broker's queues plus outbox events not yet
+    published (the pumps hold events back while a queue is full). None when the broker cannot tell."""
+    sizes = broker_queue_sizes()
+    if sizes is None:
         return None
+    return sum(sizes.values()) + OutboxEvent.objects.filter(published_at=None).count()
 
 
 def _due(now: datetime.datetime, grace: datetime.timedelta) -> Q:
@@ -109,10 +100,10 @@ def leads_fan_out_repair(
     grace = grace if grace is not None else datetime.timedelta(seconds=settings.LEAD_REPAIR_GRACE_SECONDS)
     report = RepairReport()
     assignment_expected = bool(acquisitions_staff())
-    backlog = broker_backlog()
-    report.deferred = backlog is not None and backlog > REPAIR_BACKLOG_LIMIT
+    waiting = backlog()
+    report.deferred = waiting is not None and waiting > REPAIR_BACKLOG_LIMIT
     if report.deferred:
-        logger.info("fan-out repair deferred: %s message(s) waiting in the broker", backlog)
+        logger.info("fan-out repair deferred: %s task(s) waiting in the broker and the outbox", waiting)
     started = time.monotonic()
     while time.monotonic() - started < time_budget:
         lead_ids = list(

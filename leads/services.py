@@ -28,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 ACQUISITIONS_GROUP = "Acquisitions"
 VALUATION_TASK = "valuation.value_lead"
-ASSIGN_TASK = "leads.assign_lead"
 SLA_BATCH = 500
 
 S = LeadStatus
@@ -111,14 +110,20 @@ def new_lead_key(lead_id: uuid.UUID | str) -> str:
     return f"lead:{lead_id}:new_lead"
 
 
-def lead_fan_out(*, lead_id: uuid.UUID | str) -> bool:
-    """The new-lead journey, in one transaction: the `created` timeline entry, the Slack message,
-    then the assignment and the valuation as outbox events.
+def lead_fan_out(*, lead_id: uuid.UUID | str, post_now: bool = False) -> bool:
+    """The new-lead journey, in one transaction: the `created` timeline entry, the New Lead Slack
+    delivery, the valuation as an outbox event, and the round-robin assignment (no task of its own:
+    one broker hop and one commit fewer per lead).
+
+    `post_now`: the caller posts the New Lead message itself right after this returns (the worker's
+    `leads.fan_out` task), so no send task is queued for it; if that post never happens (the worker
+    dies first) the task is redelivered and posts it, and the notifications sweeper is the backstop
+    behind that. Otherwise (a staff action, a repair, the demo) a send task goes through the outbox.
 
     Idempotent: the lead row is locked, and each piece is written only if it is not there yet (the
-    timeline entry by kind, the notification by its key, the outbox events by theirs), so a
-    redelivered task changes nothing. A spam lead (or a missing one) does not fan out; returns
-    whether it did.
+    timeline entry by kind, the notification by its key, the outbox event by its own, the
+    assignment if the lead has none), so a redelivered task changes nothing. A spam lead (or a
+    missing one) does not fan out; returns whether it did.
     """
     lead_id_var.set(str(lead_id))
     token = None
@@ -131,14 +136,14 @@ def lead_fan_out(*, lead_id: uuid.UUID | str) -> bool:
             # task's headers already; a direct call, e.g. from a shell, takes it from the lead).
             if not current_request_id() and lead.request_id:
                 token = request_id_var.set(lead.request_id)
-            _fan_out_locked(lead=lead)
+            _fan_out_locked(lead=lead, queue_new_lead=not post_now)
         return True
     finally:
         if token is not None:
             request_id_var.reset(token)
 
 
-def _fan_out_locked(*, lead: Lead) -> None:
+def _fan_out_locked(*, lead: Lead, queue_new_lead: bool) -> None:
     lead_fill_address_parts(lead)
     if not LeadEvent.objects.filter(lead_id=lead.id, kind=TimelineKind.CREATED).exists():
         LeadEvent.objects.create(
@@ -161,15 +166,16 @@ def _fan_out_locked(*, lead: Lead) -> None:
             timeline=lead.timeline,
             condition=lead.condition,
         ),
+        queue=queue_new_lead,
     )
-    # Assignment first: it is quick and starts the speed-to-lead work; valuation can take longer.
     outbox_add(
-        events=[
-            OutboxSpec(f"lead:{lead.id}:assign", ASSIGN_TASK, {"lead_id": str(lead.id)}, lead.id),
-            OutboxSpec(f"lead:{lead.id}:valuation", VALUATION_TASK, {"lead_id": str(lead.id)}, lead.id),
-        ],
+        events=[OutboxSpec(f"lead:{lead.id}:valuation", VALUATION_TASK, {"lead_id": str(lead.id)}, lead.id)],
         skip_existing=True,
     )
+    # Assignment in the same transaction (no task of its own: one broker hop and one commit fewer
+    # per lead), last, so the rotation's cursor row stays locked only until the commit right after.
+    if lead.assigned_to_id is None:
+        _assign_next_locked(lead=lead)
 
 
 def lead_fill_address_parts(lead: Lead) -> bool:
@@ -206,33 +212,41 @@ def acquisitions_staff() -> list[int]:
 def lead_assign_round_robin(*, lead_id: uuid.UUID | str) -> AbstractBaseUser | None:
     """Give an unassigned lead to the next active acquisitions staff member.
 
-    Idempotent (a redelivered task finds the lead assigned and does nothing) and safe across
+    The fan-out assigns a new lead itself (in its transaction); this is the same step on its own,
+    for `leads.assign_lead` tasks. Idempotent (a lead already assigned is left alone) and safe across
     workers: the lead row and the rotation's cursor row are locked for the decision.
     """
     lead_id_var.set(str(lead_id))
-    AssignmentCursor.objects.get_or_create(name=ACQUISITIONS_GROUP)
     with transaction.atomic():
         lead = Lead.objects.select_for_update().filter(id=lead_id).first()
         if lead is None or lead.assigned_to_id is not None or lead.status == S.SPAM:
             return None
+        return _assign_next_locked(lead=lead)
+
+
+def _assign_next_locked(*, lead: Lead) -> AbstractBaseUser | None:
+    """Round-robin: the staff member after the cursor's last one (the caller holds the lead's lock)."""
+    staff = acquisitions_staff()
+    if not staff:
+        logger.warning("lead %s not assigned: no active staff in the %s group", lead.id, ACQUISITIONS_GROUP)
+        return None
+    cursor = AssignmentCursor.objects.select_for_update().filter(name=ACQUISITIONS_GROUP).first()
+    if cursor is None:
+        # The rotation's first lead: create the row (a concurrent creator wins the unique name).
+        AssignmentCursor.objects.bulk_create([AssignmentCursor(name=ACQUISITIONS_GROUP)], ignore_conflicts=True)
         cursor = AssignmentCursor.objects.select_for_update().get(name=ACQUISITIONS_GROUP)
-        staff = acquisitions_staff()
-        if not staff:
-            logger.warning("lead %s not assigned: no active staff in the %s group", lead_id, ACQUISITIONS_GROUP)
-            return None
-        last = cursor.last_user_id
-        user_id = next((uid for uid in staff if last is not None and uid > last), staff[0])
-        cursor.last_user_id = user_id
-        cursor.save(update_fields=["last_user_id"])
-        user = get_user_model().objects.get(pk=user_id)
-        lead.assigned_to = user
-        lead.save(update_fields=["assigned_to", "updated_at"])
-        lead_timeline_add(
-            lead_id=lead.id,
-            kind=TimelineKind.ASSIGNED,
-            message=f"Assigned to {user_display(user)} (round-robin)",
-            data={"assignee_id": user.pk, "how": "round_robin"},
-        )
+    last = cursor.last_user_id
+    user_id = next((uid for uid in staff if last is not None and uid > last), staff[0])
+    AssignmentCursor.objects.filter(pk=cursor.pk).update(last_user_id=user_id)
+    user = get_user_model().objects.get(pk=user_id)
+    lead.assigned_to = user
+    lead.save(update_fields=["assigned_to", "updated_at"])
+    lead_timeline_add(
+        lead_id=lead.id,
+        kind=TimelineKind.ASSIGNED,
+        message=f"Assigned to {user_display(user)} (round-robin)",
+        data={"assignee_id": user.pk, "how": "round_robin"},
+    )
     return user
 
 

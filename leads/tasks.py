@@ -29,9 +29,9 @@ from notifications.tasks import deliveries_send_now
 def fan_out(lead_id: str) -> bool:
     """Outbox consumer: a new lead's journey (timeline, Slack, assignment and valuation events)."""
     lead_id_var.set(lead_id)
-    done = lead_fan_out(lead_id=lead_id)
+    done = lead_fan_out(lead_id=lead_id, post_now=True)
     if done:
-        # The New Lead message from this worker, now: the team sees the lead one broker hop sooner.
+        # The New Lead message from this worker, now (no send task was queued for it).
         deliveries_send_now(key=new_lead_key(lead_id))
     return done
 
@@ -44,7 +44,8 @@ def fan_out(lead_id: str) -> bool:
     max_retries=8,
 )
 def assign_lead(lead_id: str) -> int | None:
-    """Outbox consumer: round-robin assignment of a new lead (no-op if it is already assigned)."""
+    """Round-robin assignment of a lead (no-op if it is already assigned). The fan-out assigns new
+    leads itself now; this consumes `lead:<id>:assign` outbox events written before it did."""
     lead_id_var.set(lead_id)
     user = lead_assign_round_robin(lead_id=lead_id)
     return user.pk if user else None

@@ -212,6 +212,11 @@ elif CELERY_BROKER_URL.startswith(("redis", "rediss", "unix")):
 # Every worker runs an outbox pump (leads.outbox.OutboxPump): it publishes committed outbox rows
 # the moment the insert trigger NOTIFYs. Off only for workers that must never publish.
 OUTBOX_PUMP = env_bool("OUTBOX_PUMP", True)
+# Flow control: the pumps (and the relay) stop publishing to a queue that already holds this many
+# messages, and go on as the workers drain it. A backlog waits in PostgreSQL, where it is durable,
+# not in the broker: a broker that loses its data loses at most this many tasks per queue (the
+# effect-based repair re-runs them), and the broker's memory stays bounded. 0 turns it off.
+OUTBOX_BROKER_QUEUE_LIMIT = env_int("OUTBOX_BROKER_QUEUE_LIMIT", 500, minimum=0)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -41,7 +41,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from leads.outbox import OutboxSpec, outbox_add
+from leads.outbox import OutboxSpec, outbox_add, queue_full
 from leadsite.context import current_request_id, lead_id_var
 from notifications import ratelimit, slack, templates
 from notifications.models import Delivery, DeliveryStatus, EventType, Route, StaffProfile
@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 # A reply waits for its lead's first message this long before giving up on the thread.
 PARENT_WAIT_SECONDS = 600
 PARENT_POLL_SECONDS = 2.0
+SEND_TASK = "notifications.send_delivery"
 # At most this many rows re-queued per sweep: a backlog is not made longer by a flood of extra tasks.
 SWEEP_BATCH = 500
 # The history search starts this long before the uncertain attempt began (our clock against Slack's).
@@ -103,16 +104,19 @@ def notify(
     context: dict[str, Any],
     key: str,
     lead_id: uuid.UUID | str | None = None,
+    queue: bool = True,
 ) -> None:
     """Queue the `event_type` Slack message rendered from `context` to every routed channel.
 
     Runs inside the caller's transaction; sending starts after commit, through the outbox. Never
     raises for delivery problems (the broker may be down: the outbox relay and the sweeper pick the
-    rows up), only for an unknown event type.
+    rows up), only for an unknown event type. `queue=False` is for a worker that posts the message
+    itself right after its commit (notifications.tasks.deliveries_send_now): no send task is
+    queued, and if that post never happens the sweeper sends the pending row.
     """
     if event_type not in EventType.values:
         raise ValueError(f"unknown notification event type {event_type!r}")
-    deliveries_record(event_type=event_type, context=context, key=key, lead_id=lead_id)
+    deliveries_record(event_type=event_type, context=context, key=key, lead_id=lead_id, queue=queue)
 
 
 def deliveries_record(
@@ -122,8 +126,11 @@ def deliveries_record(
     key: str,
     lead_id: uuid.UUID | str | None = None,
     channels: list[str] | None = None,
+    queue: bool = True,
 ) -> list[int]:
-    """Insert one pending Delivery per channel (existing keys are left alone) and enqueue after commit."""
+    """Insert one pending Delivery per channel (existing keys are left alone) and, with `queue`,
+    enqueue their send tasks after commit. Returns the key's pending delivery ids (with `queue`;
+    without it nothing is looked up and the list is empty)."""
     channels = channels or route_channels(event_type)
     lead_uuid = uuid.UUID(str(lead_id)) if lead_id else None
     now = timezone.now()
@@ -144,6 +151,8 @@ def deliveries_record(
     ]
     # ON CONFLICT DO NOTHING: a repeated key is a no-op and never breaks the caller's transaction.
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+    if not queue:
+        return []
     rows = list(
         Delivery.objects.filter(key=key[:200], channel__in=channels, status=DeliveryStatus.PENDING).values_list(
             "id", "next_attempt_at"
@@ -165,7 +174,7 @@ def deliveries_enqueue_on_commit(rows: list[tuple[int, datetime]]) -> None:
         events=[
             OutboxSpec(
                 key=f"notifications.send_delivery:{delivery_id}:{planned.isoformat()}",
-                task_name="notifications.send_delivery",
+                task_name=SEND_TASK,
                 kwargs={"delivery_id": delivery_id, "planned": planned.isoformat()},
             )
             for delivery_id, planned in rows
@@ -435,10 +444,16 @@ def deliveries_sweep(*, batch: int = SWEEP_BATCH) -> dict[str, int]:
         & (Q(next_attempt_at__lt=overdue) | Q(next_attempt_at=None, created_at__lt=overdue))
         & (Q(requeued_at=None) | Q(requeued_at__lt=not_recently))
     )
-    lost_rows = list(
-        Delivery.objects.filter(is_lost)
-        .order_by(F("next_attempt_at").asc(nulls_first=True))
-        .values_list("id", "next_attempt_at")[:batch]
+    # While the send tasks' queue is full the overdue rows' tasks are in line (in the broker or held
+    # back in the outbox): extra copies would only lengthen the line.
+    lost_rows = (
+        []
+        if queue_full(SEND_TASK)
+        else list(
+            Delivery.objects.filter(is_lost)
+            .order_by(F("next_attempt_at").asc(nulls_first=True))
+            .values_list("id", "next_attempt_at")[:batch]
+        )
     )
     rows = reset_rows + lost_rows
     queued = deliveries_enqueue(rows)

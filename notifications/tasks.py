@@ -22,16 +22,22 @@ def send_delivery(delivery_id: int, slot: float | None = None, planned: str | No
 
 
 def deliveries_send_now(*, key: str) -> None:
-    """From a worker: post the pending deliveries with this key right away instead of waiting for
-    their send tasks (which the same commit queued through the outbox: whichever comes second finds
-    the row sent and exits, and if this fails, the task does the work). Never raises."""
+    """From a worker: post the pending deliveries with this key right away (the fan-out's New Lead,
+    for which no send task was queued). Never raises: if posting fails here (the database or the
+    broker went away mid-way), send tasks are queued for what is still pending, and if even that
+    fails the sweeper finds the rows overdue."""
     from notifications.models import Delivery, DeliveryStatus
 
+    pending = Delivery.objects.filter(key=key, status=DeliveryStatus.PENDING)
     try:
-        for delivery_id in Delivery.objects.filter(key=key, status=DeliveryStatus.PENDING).values_list("id", flat=True):
+        for delivery_id in pending.values_list("id", flat=True):
             _send(delivery_id)
-    except Exception:  # noqa: BLE001 - the queued send task is the backstop
-        logger.warning("sending %s now failed; its queued task will", key, exc_info=True)
+    except Exception:  # noqa: BLE001 - a task (or the sweeper) takes over
+        logger.warning("sending %s now failed; queuing it", key, exc_info=True)
+        try:
+            services.deliveries_enqueue(list(pending.values_list("id", "next_attempt_at")))
+        except Exception:  # noqa: BLE001 - the database is away too: the sweeper repairs it later
+            logger.warning("queuing %s failed too; the sweeper will send it", key, exc_info=True)
 
 
 def _send(delivery_id: int, *, slot: float | None = None, planned: datetime | None = None) -> None:

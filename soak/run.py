@@ -38,7 +38,9 @@ from tests.fakes.slack import FakeSlack  # noqa: E402 - after the path is set
 PY = sys.executable
 SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
 RATE = float(os.environ.get("SOAK_RATE", "100"))
-DRAIN_SECONDS = float(os.environ.get("SOAK_DRAIN_SECONDS", "900"))
+DRAIN_SECONDS = float(os.environ.get("SOAK_DRAIN_SECONDS", "1800"))
+# The worker's pool, as README's deployment runs it (--concurrency 4).
+CONCURRENCY = int(os.environ.get("SOAK_WORKER_CONCURRENCY", "4"))
 DATABASE_URL = os.environ.get("SOAK_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/leadsite_soak")
 VAR = ROOT / "var" / "soak"
 NEW_LEAD_LINE = "🔥 *New Lead!*"
@@ -313,7 +315,7 @@ def main() -> int:
         + ["--threads", "4", "--worker-connections", "8", "--keep-alive", "30", "--log-level", "warning"],
         env,
     ).start()
-    worker_args = [PY, "-m", "celery", "-A", "leadsite", "worker", "--loglevel=WARNING", "--concurrency=2"]
+    worker_args = [PY, "-m", "celery", "-A", "leadsite", "worker", "--loglevel=WARNING", f"--concurrency={CONCURRENCY}"]
     worker_args += ["-Q", "celery,slack,valuation,upkeep", "--without-gossip", "--without-mingle"]
     worker = Proc("worker", worker_args, env).start()
     beat = Proc(

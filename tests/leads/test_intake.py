@@ -81,7 +81,6 @@ def test_new_lead_is_201_and_stored_normalised(post_lead):
         "source": "Example form",
     }
     assert sorted(OutboxEvent.objects.filter(lead=lead).values_list("key", "task_name", "kwargs")) == [
-        (f"lead:{lead.id}:assign", "leads.assign_lead", {"lead_id": str(lead.id)}),
         (f"lead:{lead.id}:fan_out", "leads.fan_out", {"lead_id": str(lead.id)}),
         (f"lead:{lead.id}:valuation", "valuation.value_lead", {"lead_id": str(lead.id)}),
     ]
@@ -97,7 +96,6 @@ def test_fan_out_twice_writes_each_piece_once(post_lead):
     assert sorted(
         OutboxEvent.objects.exclude(task_name__startswith="notifications.").values_list("task_name", flat=True)
     ) == [
-        "leads.assign_lead",
         "leads.fan_out",
         "valuation.value_lead",
     ]
@@ -199,8 +197,8 @@ def test_repeat_within_30_days_returns_existing_id_and_records_a_touch(post_lead
     repeat = LeadEvent.objects.get(lead_id=first, kind="repeat")
     assert repeat.message == "Submitted again from Example form"
     assert repeat.data["message"] == "Still interested"
-    # fan_out, assign, valuation: a repeat adds none (Slack deliveries' own outbox rows aside)
-    assert OutboxEvent.objects.exclude(task_name__startswith="notifications.").count() == 3
+    # fan_out, valuation: a repeat adds none (Slack deliveries' own outbox rows aside)
+    assert OutboxEvent.objects.exclude(task_name__startswith="notifications.").count() == 2
     assert list(Delivery.objects.order_by("id").values_list("event_type", "key")) == [
         ("new_lead", f"lead:{first}:new_lead"),
         ("repeat_lead", f"lead:{first}:repeat:{repeat.id}"),

@@ -69,19 +69,24 @@ def test_real_worker_consumes_the_new_leads_events(start_worker, acquisitions, f
     # The correlation id of the form request followed the event into the worker.
     assert assigned.request_id == "e2e-intake-request-1"
     assert OutboxEvent.objects.filter(lead_id=lead_id, published_at=None).count() == 0
-    # The worker ran the fan-out (timeline, Slack message, the assignment and valuation events).
+    # The worker ran the fan-out (timeline, Slack message, the assignment, the valuation event).
     created = LeadEvent.objects.get(lead_id=lead_id, kind="created")
     assert (created.request_id, created.created_at) == ("e2e-intake-request-1", Lead.objects.get(id=lead_id).created_at)
-    assert Delivery.objects.get(event_type="new_lead").key == f"lead:{lead_id}:new_lead"
+    new_lead = Delivery.objects.get(event_type="new_lead")
+    assert new_lead.key == f"lead:{lead_id}:new_lead"
     wait_until(
-        lambda: OutboxEvent.objects.filter(lead_id=lead_id, published_at__isnull=False).count() == 3,
+        lambda: OutboxEvent.objects.filter(lead_id=lead_id, published_at__isnull=False).count() == 2,
         what="the fan-out's events published",
     )
     output = worker.output()
     assert len(received(output, "leads.fan_out")) == 1
-    assert len(received(output, "leads.assign_lead")) == 1
     assert re.search(r"Task leads\.fan_out\[[0-9a-f-]+\] succeeded", output)
-    assert re.search(r"Task leads\.assign_lead\[[0-9a-f-]+\] succeeded", output)
+    # The fan-out assigned the lead itself (no task of its own) and posted the New Lead message
+    # itself: no send task was queued for it, and it went out at the first attempt.
+    assert received(output, "leads.assign_lead") == []
+    wait_until(lambda: Delivery.objects.get(id=new_lead.id).status == "sent", what="the New Lead posted")
+    assert Delivery.objects.get(id=new_lead.id).attempts == 1
+    assert not OutboxEvent.objects.filter(task_name="notifications.send_delivery", kwargs__delivery_id=new_lead.id)
 
 
 def test_broker_down_during_intake_then_every_event_published_once(
@@ -146,14 +151,14 @@ def test_broker_down_during_intake_then_every_event_published_once(
             OutboxEvent.objects.filter(published_at__isnull=False)
             .exclude(task_name__startswith="notifications.")
             .count()
-            == 12
+            == 8
         ),
         what="every fan-out's events published",
     )
     time.sleep(1)  # anything published twice would arrive now
     output = worker.output()
     assert len(received(output, "leads.fan_out")) == 4
-    assert len(received(output, "leads.assign_lead")) == 4
+    assert received(output, "leads.assign_lead") == []
     assert len(re.findall(r"valuation\.value_lead\[[0-9a-f-]+\] received|'valuation\.value_lead'", output)) == 4
     assert sorted(Lead.objects.filter(id__in=lead_ids).values_list("assigned_to__username", flat=True)) == [
         "alice",

@@ -13,7 +13,7 @@ from django.utils import timezone
 from leads.models import Lead, LeadEvent, OutboxEvent
 from leads.outbox import outbox_relay
 from leads.repair import REPAIR_MAX_ATTEMPTS, leads_fan_out_repair
-from leads.tasks import assign_lead, fan_out
+from leads.tasks import fan_out
 from notifications.models import Delivery
 from tests.leads.conftest import FORM
 from valuation.tasks import value_lead
@@ -35,7 +35,6 @@ def intake(form_key: str, **overrides: object) -> str:
 def run_journey(lead_id: str) -> None:
     """What a healthy worker does with the lead's messages."""
     fan_out(lead_id)
-    assign_lead(lead_id)
     value_lead(lead_id)
 
 
@@ -64,18 +63,16 @@ def test_lead_whose_fan_out_task_was_lost_is_fanned_out_by_the_repair(form_key, 
         "missing": {"created": 1, "new_lead": 1, "assigned": 1, "valuation": 1},
         "deferred": False,
     }
-    assert kinds(lead_id) == ["created"]
+    # The repair ran the worker's fan-out: the lead is assigned, and its valuation event written.
+    assert kinds(lead_id) == ["assigned", "created"]
+    assert Lead.objects.get(id=lead_id).assigned_to == alice
     assert Delivery.objects.filter(key=f"lead:{lead_id}:new_lead").count() == 1
-    # The assignment and valuation events were written, as the worker's fan-out does, and a pump
-    # publishes them.
     outbox_relay(grace=None)
     events = OutboxEvent.objects.filter(lead_id=lead_id).exclude(key__endswith=":fan_out")
-    assert sorted(e.key.rsplit(":", 1)[1] for e in events if e.published_at) == ["assign", "valuation"]
+    assert sorted(e.key.rsplit(":", 1)[1] for e in events if e.published_at) == ["valuation"]
 
-    assign_lead(lead_id)
     value_lead(lead_id)
-    lead = Lead.objects.get(id=lead_id)
-    assert lead.assigned_to == alice and lead.fan_out_done_at is None
+    assert Lead.objects.get(id=lead_id).fan_out_done_at is None
 
     # Complete now: marked done once, never checked again.
     report = leads_fan_out_repair(now=timezone.now() + 2 * LATER)
@@ -86,26 +83,54 @@ def test_lead_whose_fan_out_task_was_lost_is_fanned_out_by_the_repair(form_key, 
     assert Delivery.objects.filter(lead_id=lead_id, event_type="new_lead").count() == 1
 
 
-def test_published_assignment_that_never_happened_is_re_armed(form_key, acquisitions):
+def test_published_valuation_that_never_happened_is_re_armed(form_key, acquisitions):
     acquisitions("alice")
     lead_id = intake(form_key)
     fan_out(lead_id)
     outbox_relay(grace=None)
-    value_lead(lead_id)
-    assign = OutboxEvent.objects.get(key=f"lead:{lead_id}:assign")
-    assert assign.published_at is not None and assign.attempts == 1  # "published", yet never done
+    valuation = OutboxEvent.objects.get(key=f"lead:{lead_id}:valuation")
+    assert valuation.published_at is not None and valuation.attempts == 1  # "published", yet never done
 
     report = leads_fan_out_repair(now=timezone.now() + LATER)
-    assert (report.repaired, report.missing) == (1, {"assigned": 1})
+    assert (report.repaired, report.missing) == (1, {"valuation": 1})
     # Re-armed: pending again (the pumps are woken), then published again (a second attempt).
-    assert OutboxEvent.objects.get(key=f"lead:{lead_id}:assign").published_at is None
+    assert OutboxEvent.objects.get(key=f"lead:{lead_id}:valuation").published_at is None
     outbox_relay(grace=None)
-    assign.refresh_from_db()
-    assert assign.published_at is not None and assign.attempts == 2
-    assert assign.last_error == "re-armed by repair: assigned missing"
-    # The valuation, which did happen, was left alone.
-    assert OutboxEvent.objects.get(key=f"lead:{lead_id}:valuation").attempts == 1
-    assert LeadEvent.objects.filter(lead_id=lead_id, kind="created").count() == 1
+    valuation.refresh_from_db()
+    assert valuation.published_at is not None and valuation.attempts == 2
+    assert valuation.last_error == "re-armed by repair: valuation missing"
+    # What did happen was left alone: one `created`, one assignment, one New Lead.
+    assert kinds(lead_id) == ["assigned", "created"]
+    assert Delivery.objects.filter(lead_id=lead_id, event_type="new_lead").count() == 1
+
+    value_lead(lead_id)
+    report = leads_fan_out_repair(now=timezone.now() + 2 * LATER)
+    assert (report.complete, report.repaired) == (1, 0)
+
+
+def test_an_assign_event_from_before_the_fan_out_assigned_itself_is_still_re_armed(form_key, acquisitions):
+    """Outbox rows written by an older release (`lead:<id>:assign`) still count: a lost one is re-armed."""
+    alice = acquisitions("alice")
+    lead_id = intake(form_key)
+    fan_out(lead_id)
+    value_lead(lead_id)
+    # As the old fan-out left it: unassigned, with a published assignment event that never ran.
+    Lead.objects.filter(id=lead_id).update(assigned_to=None)
+    LeadEvent.objects.filter(lead_id=lead_id, kind="assigned").delete()
+    OutboxEvent.objects.create(
+        key=f"lead:{lead_id}:assign",
+        task_name="leads.assign_lead",
+        kwargs={"lead_id": lead_id},
+        lead_id=lead_id,
+        published_at=timezone.now(),
+        attempts=1,
+    )
+    report = leads_fan_out_repair(now=timezone.now() + LATER)
+    assert (report.repaired, report.missing) == (1, {"assigned": 1})
+    # The repair's fan-out assigned it, and the old event is re-armed too (its task is a no-op now).
+    assert Lead.objects.get(id=lead_id).assigned_to == alice
+    assert OutboxEvent.objects.get(key=f"lead:{lead_id}:assign").published_at is None
+    assert LeadEvent.objects.filter(lead_id=lead_id, kind="assigned").count() == 1
 
 
 def test_without_acquisitions_staff_an_unassigned_lead_is_complete(form_key):
@@ -135,7 +160,7 @@ def test_a_lead_that_stays_incomplete_is_retried_after_the_grace_and_then_given_
     # Repaired a moment ago: not again until the grace period has passed.
     assert leads_fan_out_repair(now=now + datetime.timedelta(seconds=30)).checked == 0
     for attempt in range(2, REPAIR_MAX_ATTEMPTS + 1):
-        # The assignment and valuation tasks keep getting lost (never run here).
+        # The valuation task keeps getting lost (never run here).
         now += LATER
         assert leads_fan_out_repair(now=now).repaired == 1, attempt
     assert Lead.objects.get(id=lead_id).fan_out_repairs == REPAIR_MAX_ATTEMPTS
@@ -149,8 +174,9 @@ def test_candidates_come_from_the_partial_index_not_the_whole_table(form_key, dj
     lead_id = intake(form_key)
     run_journey(lead_id)
     leads_fan_out_repair(now=timezone.now() + LATER)
-    # Done leads cost nothing: one query that finds no candidate.
-    with django_assert_num_queries(2):  # the staff lookup and the candidate query
+    # Done leads cost nothing: one query that finds no candidate (and a count of the outbox's
+    # pending rows, on a partial index).
+    with django_assert_num_queries(3):  # the staff lookup, the outbox's backlog and the candidate query
         assert leads_fan_out_repair(now=timezone.now() + 2 * LATER).checked == 0
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")  # a table of 1 row would otherwise be scanned
@@ -189,4 +215,4 @@ def test_with_a_broker_backlog_the_repair_only_marks_and_re_runs_nothing(form_ke
     # Drained: the lost lead is repaired.
     report = leads_fan_out_repair(now=timezone.now() + LATER)
     assert (report.deferred, report.repaired) == (False, 1)
-    assert kinds(lost) == ["created"]
+    assert kinds(lost) == ["assigned", "created"]
