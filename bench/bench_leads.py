@@ -130,23 +130,18 @@ def slack_latency() -> None:
             LEAD_SLA_MINUTES="10080",
         )
         WORKER_LOG.parent.mkdir(parents=True, exist_ok=True)
-        worker = subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "celery",
-                "-A",
-                "leadsite",
-                "worker",
-                f"--concurrency={WORKER_CONCURRENCY}",
-                f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}",
-            ],
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-            stdout=WORKER_LOG.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        log = WORKER_LOG.open("wb")
+        workers = [
+            subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            for command in worker_commands()
+        ]
         try:
             with Server("leadsite.settings", env=env, workers=WORKERS) as base:
                 make = lead_body(3)
@@ -183,12 +178,14 @@ def slack_latency() -> None:
                 slack.wait_for(lambda: all(name in arrivals() for name in done), timeout=120)
                 latencies = sorted((announced[name] - at) * 1000 for name, at in done.items() if name in announced)
         finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(30)
+            for worker in workers:
+                os.killpg(worker.pid, signal.SIGTERM)
+            for worker in workers:
+                worker.wait(30)
     missing = len(done) - len(latencies)
     print(
         f"\n## lead -> Slack New Lead message ({LATENCY_RATE:.0f} leads/s for {LATENCY_SECONDS:.0f} s through gunicorn, "
-        f"one Celery worker --concurrency={WORKER_CONCURRENCY} with its outbox pump, the fake Slack)\n"
+        f"{TOPOLOGY_TEXT[TOPOLOGY]}, each with its outbox pump, the fake Slack)\n"
         f"leads {len(done)}, announced {len(latencies)}, missing {missing}; "
         f"p50 {pct(latencies, 50):.0f} ms, p95 {pct(latencies, 95):.0f} ms, p99 {pct(latencies, 99):.0f} ms, "
         f"max {latencies[-1] if latencies else float('nan'):.0f} ms (target p50 < 50, p95 < 250): "
@@ -197,6 +194,27 @@ def slack_latency() -> None:
 
 
 WORKER_LOG = ROOT / "var" / "bench" / "latency-worker.log"
+# "split" (README's one-machine deployment): a worker for the lead journey and Slack, and one for
+# valuations and upkeep at a lower CPU priority, so valuations never hold a New Lead back;
+# "one": a single worker consuming every queue (BENCH_WORKER_CONCURRENCY processes).
+TOPOLOGY = os.environ.get("BENCH_WORKER_TOPOLOGY", "split")
+TOPOLOGY_TEXT = {
+    "split": "workers: -Q celery,slack --concurrency 3 and nice -n 10 -Q valuation,upkeep --concurrency 1",
+    "one": f"one worker: every queue, --concurrency {WORKER_CONCURRENCY}",
+}
+
+
+def worker_commands() -> list[list[str]]:
+    level = f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}"
+    celery = [PY, "-m", "celery", "-A", "leadsite", "worker", level, "--without-gossip", "--without-mingle"]
+    if TOPOLOGY == "one":
+        return [celery + [f"--concurrency={WORKER_CONCURRENCY}", "-Q", "celery,slack,valuation,upkeep"]]
+    return [
+        celery + ["--concurrency=3", "-Q", "celery,slack", "-n", "journey@%h"],
+        ["nice", "-n", "10"] + celery + ["--concurrency=1", "-Q", "valuation,upkeep", "-n", "valuation@%h"],
+    ]
+
+
 _NAME = re.compile(r"Bench Seller \d+")
 
 
