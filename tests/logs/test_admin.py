@@ -212,3 +212,23 @@ def test_admin_list_refuses_a_bad_cursor_with_its_error_redirect(admin_client, m
     make_entry("kept", time=T0)
     response = admin_client.get("/admin/logs/logentry/", {"p": 2, cursor: "not-a-cursor"})
     assert response.status_code == 302 and response["Location"].endswith("?e=1")
+
+
+@pytest.mark.django_db
+def test_admin_time_filter_bounds_the_windows_it_reads(admin_client, make_entry):
+    """ "Today" with a word that is not there: the windows stop at the filter's start instead of going
+    on through the retention window and the open window before it."""
+    now = datetime.now(tz=UTC).replace(microsecond=0)
+    make_entry("kangaroo", time=now - timedelta(days=3))
+    make_entry("today's news", time=now - timedelta(minutes=1))
+    since = now - timedelta(hours=2)
+    params = {"q": "kangaroo", "time__gte": since.strftime("%Y-%m-%d %H:%M:%S%z")}
+    with CaptureQueriesContext(connection) as queries:
+        assert _messages(admin_client.get("/admin/logs/logentry/", params)) == []
+    reads = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT") and "logs_logentry" in q["sql"]
+    ]
+    # The newest entry's probe, then windows of 2 min, 16 min and 2 h 8 min back, the last one cut at
+    # `since` (without it: then 17 h, 6 days, the rest of the retention window and the open window).
+    assert len(reads) == 4, reads
+    assert _messages(admin_client.get("/admin/logs/logentry/", {"q": "kangaroo"})) == ["kangaroo"]
