@@ -136,7 +136,8 @@ class LogChangeList(ChangeList):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        for cursor in (AFTER_VAR, BEFORE_VAR):  # nor does the search form carry them to a new search
+        # Nor do the search and filter forms carry a cursor in their hidden fields: a new search starts at the top.
+        for cursor in (AFTER_VAR, BEFORE_VAR):
             self.params.pop(cursor, None)
             self.filter_params.pop(cursor, None)
 
