@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import datetime
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import PAGE_VAR
+from django.core.exceptions import ValidationError
 from django.core.paginator import InvalidPage, Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import escape
 from django.utils.http import urlencode
@@ -24,6 +28,8 @@ from leadsite.context import is_well_formed_request_id
 from logs.models import Level, LogEntry
 from logs.selectors import (
     LogFilters,
+    decode_cursor,
+    encode_cursor,
     gin_path,
     lead_journey_filter,
     log_entries_filter,
@@ -35,6 +41,10 @@ from logs.selectors import (
 # For other big lists (the leads admin): 50 pages of 100, and a count that stays a read of 5,001 rows.
 # The log list itself never counts (WindowPaginator).
 COUNT_CAP = 5_000
+
+# The log list's keyset cursors (logs.selectors.encode_cursor): "Next" carries the last row's, "Previous"
+# the first row's. Not filters: ChangeList neither applies them as lookups nor keeps them in filter links.
+AFTER_VAR, BEFORE_VAR = "after", "before"
 
 
 _DIGIT = re.compile(r"[0-9]")
@@ -56,34 +66,56 @@ class CappedCountPaginator(Paginator):
 
 
 class WindowPaginator(Paginator):
-    """The log list's pages without COUNT: page n reads the (n-1) * per_page keys before it and its own
-    rows plus one through `logs.selectors.read_in_order` (time windows; a text or level search through
-    the GIN index), and knows only whether a next page exists. "Previous / Next" paging (unfold's
-    infinite pagination); at most MAX_PAGES pages deep (narrow the filters to go further back)."""
+    """The log list's pages without COUNT, read through `logs.selectors.read_in_order` (time windows; a
+    text or level search through the GIN index), knowing only whether a next page exists. "Previous /
+    Next" paging whose links carry a keyset cursor (`?p=n&after=<time|id>` of the last row shown,
+    `?p=n&before=<time|id>` of the first), so page 50 reached through "Next" reads its own 50 + 1 rows,
+    as page 1 does. A page typed without a cursor (`?p=n`) reads the (n - 1) * per_page keys before it
+    first, at most MAX_PAGES pages deep (narrow the filters to go further back)."""
 
-    template_name = "unfold/helpers/pagination_infinite.html"
+    template_name = "admin/logs/logentry/pagination.html"
     MAX_PAGES = 100
 
-    def __init__(self, object_list: QuerySet[LogEntry], per_page: int, *, number: int, windowed: bool, gin: bool):
+    def __init__(
+        self,
+        object_list: QuerySet[LogEntry],
+        per_page: int,
+        *,
+        number: int,
+        windowed: bool,
+        gin: bool,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: tuple[datetime, int] | None = None,
+        before: tuple[datetime, int] | None = None,
+    ):
         super().__init__(object_list, per_page)
         self.rows: list[LogEntry] = []
+        self.has_next = False
         self.count = 0  # shadows Paginator.count (a cached_property): what was read, never counted
-        if not 1 <= number <= self.MAX_PAGES:
+        read = {"windowed": windowed, "gin": gin, "since": since, "until": until}
+        if number < 1 or (number > self.MAX_PAGES and not (after or before)):
             return
-        offset = (number - 1) * per_page
-        read = {"windowed": windowed, "gin": gin}
-        after = None
-        if offset:
-            keys = read_in_order(object_list.values_list("time", "id"), limit=offset, **read)
-            if len(keys) < offset:
-                return
-            after = keys[-1]
-        self.rows = read_in_order(object_list, limit=per_page + 1, after=after, **read)
-        self.count = offset + len(self.rows)
+        if before:
+            # "Previous": the per_page entries just newer than the page it was followed from, read
+            # oldest first from that page's first row; the page it came from is the next one.
+            self.rows = read_in_order(object_list, limit=per_page, after=before, oldest_first=True, **read)[::-1]
+            self.has_next = bool(self.rows)
+        else:
+            offset = 0 if after else (number - 1) * per_page
+            if offset:
+                keys = read_in_order(object_list.values_list("time", "id"), limit=offset, **read)
+                if len(keys) < offset:
+                    return
+                after = keys[-1]
+            rows = read_in_order(object_list, limit=per_page + 1, after=after, **read)
+            self.rows, self.has_next = rows[:per_page], len(rows) > per_page
+        # num_pages is `number` + 1 while a next page exists, so Paginator.validate_number accepts `number`.
+        self.count = (number - 1) * per_page + len(self.rows) + self.has_next
 
     def page(self, number: int | str) -> InfinitePage:
         number = self.validate_number(number)
-        return InfinitePage(self.rows[: self.per_page], number, self)
+        return InfinitePage(self.rows, number, self)
 
 
 _CELL = " ".join(unfold_list.ROW_CLASSES)
@@ -101,6 +133,37 @@ class LogChangeList(ChangeList):
     renders its rows in one pass (`rows_html`, see the change_list.html of this model)."""
 
     column_titles = ("time", "level", "service", "event", "message", "request id", "lead")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # Nor do the search and filter forms carry a cursor in their hidden fields: a new search starts at the top.
+        for cursor in (AFTER_VAR, BEFORE_VAR):
+            self.params.pop(cursor, None)
+            self.filter_params.pop(cursor, None)
+
+    def get_filters_params(self, params: dict | None = None) -> dict:
+        lookup_params = super().get_filters_params(params)
+        for cursor in (AFTER_VAR, BEFORE_VAR):
+            lookup_params.pop(cursor, None)
+        return lookup_params
+
+    def get_query_string(self, new_params: dict | None = None, remove: list[str] | None = None) -> str:
+        # A cursor belongs to the page it was made on: filter, search and paging links all drop it
+        # (the paging links below then set their own).
+        new_params = {AFTER_VAR: None, BEFORE_VAR: None, **(new_params or {})}
+        return super().get_query_string(new_params, remove)
+
+    def next_url(self) -> str | None:
+        if not (self.paginator.has_next and self.result_list):
+            return None
+        return self.get_query_string({PAGE_VAR: self.page_num + 1, AFTER_VAR: encode_cursor(self.result_list[-1])})
+
+    def previous_url(self) -> str | None:
+        if self.page_num <= 1:
+            return None
+        if self.page_num == 2 or not self.result_list:
+            return self.get_query_string({PAGE_VAR: self.page_num - 1})  # page 1 (or a typed page): no cursor
+        return self.get_query_string({PAGE_VAR: self.page_num - 1, BEFORE_VAR: encode_cursor(self.result_list[0])})
 
     def get_results(self, request: HttpRequest) -> None:
         paginator = self.model_admin.get_paginator(request, self.queryset, self.list_per_page)
@@ -156,15 +219,31 @@ def _link(parameter: str, value: str, shown: int) -> str:
 
 
 def _filters(request: HttpRequest) -> LogFilters:
-    """The list's level, service, request id, lead id and text, as the API's search takes them."""
+    """The list's level, service, time range, request id, lead id and text, as the API's search takes them."""
     level = request.GET.get(MinimumLevelFilter.parameter_name, "")
     return LogFilters(
         q=request.GET.get("q", ""),
         level=int(level) if level.isascii() and level.isdigit() else None,
         service=request.GET.get(ServiceFilter.parameter_name, ""),
+        since=_time_bound(request, "time__gte"),
+        until=_time_bound(request, "time__lt"),
         request_id=request.GET.get("request_id", ""),
         lead_id=request.GET.get("lead_id", ""),
     )
+
+
+def _time_bound(request: HttpRequest, parameter: str) -> datetime | None:
+    """A bound of the "time" filter ("Past 7 days": `time__gte=<day>&time__lt=<tomorrow>`), parsed as the
+    filter itself parses it, so that the paginator's windows start and stop inside it. (A bad value never
+    gets here: the filter has already answered it with the admin's "?e=1" redirect.)"""
+    value = without_nul(request.GET.get(parameter, ""))
+    if not value:
+        return None
+    try:
+        bound = LogEntry._meta.get_field("time").to_python(value)
+    except ValidationError:
+        return None
+    return timezone.make_aware(bound) if timezone.is_naive(bound) else bound
 
 
 class MinimumLevelFilter(admin.SimpleListFilter):
@@ -263,13 +342,24 @@ class LogEntryAdmin(ModelAdmin):
         if _looks_like_id(without_nul(filters.q).strip()):
             filters = replace(filters, q="", request_id=filters.q)  # read like a request id: no windows
         try:
-            number = int(request.GET.get("p", 1))
+            number = int(request.GET.get(PAGE_VAR, 1))
         except ValueError:
             number = 1
+        try:
+            after, before = (
+                decode_cursor(without_nul(request.GET[name])) if request.GET.get(name) else None
+                for name in (AFTER_VAR, BEFORE_VAR)
+            )
+        except ValidationError:
+            raise IncorrectLookupParameters from None  # the admin's "?e=1" redirect, as for a bad filter
         return WindowPaginator(
             queryset,
             per_page,
             number=number,
+            since=filters.since,
+            until=filters.until,
+            after=after,
+            before=before,
             windowed=windowed_path(filters, queryset.db) and not request.GET.get(JourneyFilter.parameter_name),
             gin=gin_path(filters, queryset.db),
         )
