@@ -307,6 +307,11 @@ class ModelParams:
     calibration_days: int = 91
     extra_facts: bool = True
     lead_model: bool = True
+    # The median of the log price of a house like this one, not the mean: sales far from the market
+    # (between relatives, distressed, bought for the lot) pull a least-squares model; walk-forward
+    # over March, June and September 2015 this took the median error from 8.37% to 8.26% with
+    # full facts and from 9.19% to 8.94% with lead facts.
+    loss: str = "absolute_error"
 
 
 def fit_hedonic(
@@ -314,6 +319,7 @@ def fit_hedonic(
 ) -> HistGradientBoostingRegressor:
     target = np.log(sales.price) - index.at(sales.day)
     model = HistGradientBoostingRegressor(
+        loss=params.loss,
         max_iter=params.max_iter,
         learning_rate=params.learning_rate,
         max_leaf_nodes=params.max_leaf_nodes,
