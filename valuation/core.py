@@ -60,6 +60,9 @@ class CompParams:
     parcel_window_days: int = 2190
     parcel_months: float = 36.0
     shrink: float = 0.8  # prior weight of "no correction" in the shrunk mean
+    # A comp moves the estimate by at most this much (log): a sale 22% or more off the model is
+    # more likely unusual (condition, terms) than a sign of the neighbourhood's level.
+    residual_clip: float = 0.2
     lead_shrink: float | None = None  # the same for lead facts valued by the lead-facts model
 
 
@@ -373,6 +376,12 @@ def same_parcel_mask(subject: SaleArrays, cand: SaleArrays, dist: np.ndarray, ds
     return same_point
 
 
+def clipped(residual: np.ndarray, p: CompParams) -> np.ndarray:
+    """Comp residuals as they enter the correction (see `CompParams.residual_clip`)."""
+    clip = getattr(p, "residual_clip", None)  # None on models trained before it existed
+    return residual if clip is None else np.clip(residual, -clip, clip)
+
+
 def select_comps(weights: np.ndarray, k: int = COMP_MAX) -> np.ndarray:
     nz = np.flatnonzero(weights > 0)
     if len(nz) > k:
@@ -574,7 +583,9 @@ def estimate_one(
     chosen = cand.take(idx)
     residual = cand_residual[idx] if cand_residual is not None else model.residuals(chosen, lead_facts)
     weight = weights[idx]
-    correction = float(np.sum(weight * residual) / (np.sum(weight) + model.shrink(lead_facts)))
+    correction = float(
+        np.sum(weight * clipped(residual, model.comp_params)) / (np.sum(weight) + model.shrink(lead_facts))
+    )
     support = float(np.sum(weight))
     base = float(model.predict_log(subject, lead_facts)[0])
     return finish_estimate(
@@ -770,7 +781,7 @@ def walk_forward_parts(
             continue
         valued.append(j)
         bases.append(base[j])
-        weighted.append(float(np.sum(weights[idx] * residual[near][idx])))
+        weighted.append(float(np.sum(weights[idx] * clipped(residual[near][idx], model.comp_params))))
         supports.append(float(np.sum(weights[idx])))
     return np.array(valued, dtype=int), np.array(bases), np.array(weighted), np.array(supports)
 
