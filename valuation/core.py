@@ -5,13 +5,15 @@ One method, used the same way by the API/lead engine (candidates from the databa
 
 1. A monthly price index from the sales themselves (hedonic time-dummy regression, log price on
    month dummies + location cells + facts), so every price can be moved to any date.
-2. A learned hedonic model (HistGradientBoostingRegressor) of the index-deflated log price, and
+2. A learned hedonic model (HistGradientBoostingRegressor) of the index-deflated log price (its
+   median: absolute-error loss), and
    a second one without the facts a lead never gives (grade, waterfront, remodel)
    for lead-facts subjects.
 3. Comparable sales strictly before the as-of date, weighted by distance, size, age, recency and
    type; an earlier sale of the same parcel (by parcel id, or the same point and size) weighs most
    and counts for 6 years. Each comp says how far the market paid above or below the model for
-   that house; the shrunk weighted mean of those residuals corrects the model locally:
+   that house; the shrunk weighted mean of those residuals (each clipped to +-0.2) corrects the
+   model locally:
    estimate = model(subject) x exp(local correction) x index(as_of).
 4. An honest ~80% range: the 10th/90th percentiles of the log errors the whole method made on the
    last months before the training cut-off (walk-forward, a model fitted without them), bucketed
@@ -480,6 +482,12 @@ def fit_calibration(log_error: np.ndarray, support: np.ndarray, n_buckets: int =
         q_low.append(float(np.quantile(eb, 0.10)))
         q_high.append(float(np.quantile(eb, 0.90)))
         within.append(float(np.mean(np.abs(np.expm1(eb)) <= 0.10)))
+    # Less comp support never gives a narrower range or a higher confidence than more support: on a
+    # few hundred calibration sales the measured quantiles of neighbouring buckets can say otherwise
+    # by chance, and a stale valuation (its comps weigh less) would then look surer than a fresh one.
+    for i in range(len(q_low) - 2, -1, -1):
+        q_low[i], q_high[i] = min(q_low[i], q_low[i + 1]), max(q_high[i], q_high[i + 1])
+        within[i] = min(within[i], within[i + 1])
     return Calibration(
         bias=bias,
         edges=np.asarray(edges),
