@@ -482,12 +482,6 @@ def fit_calibration(log_error: np.ndarray, support: np.ndarray, n_buckets: int =
         q_low.append(float(np.quantile(eb, 0.10)))
         q_high.append(float(np.quantile(eb, 0.90)))
         within.append(float(np.mean(np.abs(np.expm1(eb)) <= 0.10)))
-    # Less comp support never gives a narrower range or a higher confidence than more support: on a
-    # few hundred calibration sales the measured quantiles of neighbouring buckets can say otherwise
-    # by chance, and a stale valuation (its comps weigh less) would then look surer than a fresh one.
-    for i in range(len(q_low) - 2, -1, -1):
-        q_low[i], q_high[i] = min(q_low[i], q_low[i + 1]), max(q_high[i], q_high[i + 1])
-        within[i] = min(within[i], within[i + 1])
     return Calibration(
         bias=bias,
         edges=np.asarray(edges),
@@ -581,8 +575,14 @@ def estimate_one(
     cand_residual: np.ndarray | None = None,
     coarse: bool = False,
     lead_facts: bool = False,
+    support_day: int | None = None,
 ) -> Estimate | None:
-    """Value `subject` (one row, day = as-of) from candidate sales. None: too few comps."""
+    """Value `subject` (one row, day = as-of) from candidate sales. None: too few comps.
+    `support_day`: the day the comp support that picks the calibrated range is measured at (default
+    the as-of day). A stale valuation measures it where the calibration did, near the newest sale:
+    its comps weigh less as of today only because time passed, which the staleness widening
+    (`engine.stale_widened`) already counts; measured as of today it could land in a support bucket
+    whose measured range is narrower than a fresh valuation's."""
     as_of = int(subject.day[0])
     weights, dist = comp_weights(subject, cand, as_of, model.comp_params)
     idx = select_comps(weights)
@@ -595,6 +595,9 @@ def estimate_one(
         np.sum(weight * clipped(residual, model.comp_params)) / (np.sum(weight) + model.shrink(lead_facts))
     )
     support = float(np.sum(weight))
+    if support_day is not None and support_day < as_of:
+        earlier = replace(subject, day=np.array([support_day]))
+        support = float(np.sum(comp_weights(earlier, chosen, support_day, model.comp_params)[0]))
     base = float(model.predict_log(subject, lead_facts)[0])
     return finish_estimate(
         model,
