@@ -1,6 +1,6 @@
 """Demo data for `make run`: the shipped Seattle sales, and a model trained on them.
 
-Importing takes a few seconds and training ~10-20 s on two cores, so both run synchronously here:
+Importing takes a few seconds and training ~35 s of CPU, so both run synchronously here:
 the demo is ready to value as soon as the server is up (no race with a queued training task).
 """
 

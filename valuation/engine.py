@@ -287,7 +287,15 @@ def value_property(facts: PropertyFacts, as_of: dt.date, version_id: int | None)
     imputed = _imputed_for_api(imputed_columns)
     coarse = facts.location_precision == ZIP_CENTROID
     # Without the assessor's grade the estimate is a lead-facts estimate: its measured, wider range.
-    est = core.estimate_one(model, subject, cand, coarse=coarse, lead_facts=facts.building_grade is None)
+    newest_day = max(model.trained_to, int(cand.day.max()))
+    est = core.estimate_one(
+        model,
+        subject,
+        cand,
+        coarse=coarse,
+        lead_facts=facts.building_grade is None,
+        support_day=min(core.to_day(as_of), newest_day + STALE_GRACE_DAYS),
+    )
     if est is None:
         return too_few
     base_log = math.log(est.model_value)
