@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/profile_intake.py [N] [--cprofile]
 
-Posts N varied new leads (default 2,000) through Django's WSGI handler (every middleware, the
-real database and broker), and prints process CPU and PostgreSQL backend CPU per lead, so a change
-on the intake path can be measured before and after without a load generator in the way.
+Posts N varied new leads (default 2,000) through the WSGI application gunicorn serves
+(leadsite.wsgi.application: its middleware, request signals, the real database and Redis), and
+prints process CPU and PostgreSQL backend CPU per lead, so a change on the intake path can be
+measured before and after without a load generator in the way.
 """
 
 from __future__ import annotations
@@ -48,13 +49,30 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.test import Client
+    from django.test import RequestFactory
 
-    client = Client(HTTP_X_API_KEY=key, HTTP_HOST="127.0.0.1")
+    from leadsite.wsgi import application
+
+    factory = RequestFactory(HTTP_X_API_KEY=key, HTTP_HOST="127.0.0.1")
+
+    class _Client:
+        """Calls the WSGI application as gunicorn does (the test Client would bypass it)."""
+
+        def post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+            environ = factory.post(path, body, content_type=content_type).environ
+            status: list[str] = []
+            chunks = application(environ, lambda s, headers, exc_info=None: status.append(s))
+            try:
+                content = b"".join(chunks)
+            finally:
+                getattr(chunks, "close", lambda: None)()
+            return int(status[0].split()[0]), content
+
+    client = _Client()
     make = lead_body(7)
     for i in range(50):  # warm up: imports, caches, connections
-        response = client.post("/api/leads", make(i), content_type="application/json")
-        assert response.status_code == 201, (response.status_code, response.content)
+        status, content = client.post("/api/leads", make(i), content_type="application/json")
+        assert status == 201, (status, content)
     if True:
         pid = _backend_pid()
         pg0 = _backend_cpu(pid)
@@ -63,8 +81,8 @@ def main() -> None:
         if profiler:
             profiler.enable()
         for i in range(50, 50 + n):
-            response = client.post("/api/leads", make(i), content_type="application/json")
-            assert response.status_code == 201, response.content
+            status, content = client.post("/api/leads", make(i), content_type="application/json")
+            assert status == 201, content
         if profiler:
             profiler.disable()
         cpu1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()

@@ -326,6 +326,8 @@ if set(GRADING_REPAIR_COST_PER_SQFT) != {"light", "medium", "heavy"}:
     raise ImproperlyConfigured("GRADING_REPAIR_COST_PER_SQFT must set light=, medium= and heavy= (dollars per sqft)")
 GRADING_MIN_OUTCOMES = env_int("GRADING_MIN_OUTCOMES", 50, minimum=10)
 
+# POST /api/leads (the public form endpoint) skips the middleware only the admin needs (leadsite/lean.py).
+LEAN_PATHS = True
 API_MAX_BODY_BYTES = 64 * 1024
 API_LOGS_MAX_BODY_BYTES = 1024 * 1024
 # Django's own guard for bodies without a Content-Length; the middleware enforces the per-path limits.
