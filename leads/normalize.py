@@ -23,12 +23,24 @@ from scourgify.exceptions import AddressNormalizationError
 DEFAULT_REGION = "US"
 
 
+# The shapes US forms send most ("(206) 555-0123", "206.555.0123", "+1 206 555 0123", "12065550123"):
+# phonenumbers.parse would read them as +1 and the ten digits, so the number is built directly
+# (parse is ~60% of the cost); validity and the E.164 form are still phonenumbers'. Equality with
+# the full parse is tested over a varied corpus (tests/leads/test_phone_numbers.py).
+_NANP = re.compile(r"(?:\+?1[-. ]?)?(?:\(([2-9][0-9]{2})\) ?|([2-9][0-9]{2})[-. ]?)([0-9]{3})[-. ]?([0-9]{4})")
+
+
 def normalize_phone(raw: str, region: str = DEFAULT_REGION) -> str:
     """E.164 for a phone typed in any common format; ValueError when it is not a valid number."""
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError("not a phone number") from exc
+    match = _NANP.fullmatch(raw) if region == "US" else None
+    if match is not None:
+        area, area_plain, exchange, line = match.groups()
+        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(f"{area or area_plain}{exchange}{line}"))
+    else:
+        try:
+            number = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException as exc:
+            raise ValueError("not a phone number") from exc
     if not phonenumbers.is_valid_number(number):
         raise ValueError("not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
