@@ -22,6 +22,7 @@ import re
 import uuid
 from typing import Any
 
+import psycopg
 from django.db import connection, transaction
 from django.db.models import JSONField, Model
 from django.utils import timezone
@@ -137,7 +138,12 @@ def insert_new_lead(*, lead: dict[str, Any], outbox: dict[str, Any], idempotency
     params["idempotency"] = row_document(IdempotencyRecord, idempotency) if idempotency is not None else None
     # Inside a transaction (tests, a caller's atomic block) a savepoint keeps an IntegrityError local.
     with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-        with connection.cursor() as cursor:
+        connection.ensure_connection()
+        # Server-side binding (a plain psycopg cursor; Django's binds client-side): the two JSON
+        # documents go as parameters instead of being escaped into the query text, ~0.2 ms of CPU
+        # a lead. Not prepared (Django's prepare_threshold=None keeps transaction poolers working);
+        # the function's own statements are planned once per session anyway. Errors are Django's.
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(_NEW_LEAD_CALL, params)
             (repeat_id,) = cursor.fetchone()
     return repeat_id is None
