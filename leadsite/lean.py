@@ -18,6 +18,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
+from django.http import HttpRequest
+from django.urls import ResolverMatch
 
 # In settings.MIDDLEWARE's order; a test checks each is there.
 LEAN_MIDDLEWARE = (
@@ -34,7 +36,12 @@ LEAN_PATHS = frozenset({("POST", "/api/leads"), ("OPTIONS", "/api/leads")})
 
 
 class LeanHandler(WSGIHandler):
-    """Django's WSGI handler with LEAN_MIDDLEWARE instead of settings.MIDDLEWARE."""
+    """Django's WSGI handler with LEAN_MIDDLEWARE instead of settings.MIDDLEWARE, resolving each of
+    its few paths once (the URL patterns do not change while the process runs)."""
+
+    def __init__(self) -> None:
+        self._matches: dict[str, ResolverMatch] = {}
+        super().__init__()
 
     def load_middleware(self, is_async: bool = False) -> None:
         full = settings.MIDDLEWARE
@@ -43,6 +50,16 @@ class LeanHandler(WSGIHandler):
             super().load_middleware(is_async)
         finally:
             settings.MIDDLEWARE = full
+
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        if hasattr(request, "urlconf"):  # a middleware chose another URLconf
+            return super().resolve_request(request)
+        match = self._matches.get(request.path_info)
+        if match is None:
+            match = self._matches[request.path_info] = super().resolve_request(request)
+        else:
+            request.resolver_match = match
+        return match
 
 
 class LeanPathDispatcher:
