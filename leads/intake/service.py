@@ -77,11 +77,10 @@ def lead_intake(
         raise ValidationError({"Idempotency-Key": [f"must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters"]})
     use_idempotency = bool(idempotency_key) and api_key is not None
     request_hash = _request_hash(data) if use_idempotency else ""
-    if use_idempotency:
-        replay = _replay(api_key_id=api_key.id, key=idempotency_key, request_hash=request_hash)
-        if replay is not None:
-            return replay
-
+    # No lookup of the Idempotency-Key first: the first submission (nearly all of them) would pay a
+    # round trip for nothing. The key's record is inserted with the lead, in the same transaction;
+    # a retry fails on its unique index, everything it wrote rolls back, and it replays the first
+    # answer (or is a 409 with another body) below.
     payload = lead_intake_validate(data)
     # The duplicate key only: the address's parts (street, city, ZIP...) are the fan-out's to fill
     # in (leads.services.lead_fan_out), off the request's path.

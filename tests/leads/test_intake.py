@@ -234,6 +234,10 @@ def test_idempotency_key_replays_first_response_and_rejects_other_body(post_lead
     assert conflict.status_code == 409
     assert conflict.json() == {"detail": "this Idempotency-Key was already used with a different request body"}
     assert IdempotencyRecord.objects.count() == 1
+    # The retries are not recorded as repeats of the lead (nothing they wrote survived the replay).
+    assert not LeadEvent.objects.filter(kind="repeat").exists()
+    assert not Delivery.objects.exists()
+    assert OutboxEvent.objects.count() == 1
 
 
 def test_idempotency_keys_are_per_api_key(post_lead, make_api_key):
