@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from leads.intake.schemas import LeadIn, lead_intake_validate
 from leads.intake.sql import insert_new_lead, lock_and_find_repeat
+from leads.intake.wake import outbox_wake
 from leads.models import IdempotencyRecord, Lead, LeadEvent, LeadStatus, LocationPrecision, TimelineKind
 from leads.normalize import address_key
 from leads.outbox import outbox_add
@@ -253,7 +254,8 @@ def _new_lead_in_one_statement(
     if not insert_new_lead(lead=lead, outbox=outbox, idempotency=record):
         return None  # a repeat (nothing was written)
     lead_id_var.set(str(lead_id))
-    # The outbox row's insert trigger wakes the workers' outbox pumps when this commits.
+    # Committed (or on commit, inside a caller's transaction): the pumps publish the outbox row.
+    outbox_wake()
     return result
 
 

@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.db.models import JSONField, Model
 from django.utils import timezone
 
+from leads.intake.wake import WAKE_AFTER_COMMIT, WAKE_SETTING
 from leads.models import IdempotencyRecord, Lead, LeadStatus, OutboxEvent
 
 DUPLICATE_WINDOW = datetime.timedelta(days=30)
@@ -107,6 +108,9 @@ BEGIN
     RETURN repeat_id;
   END IF;
   INSERT INTO leads_lead SELECT * FROM jsonb_populate_record(NULL::leads_lead, p_lead);
+  -- The outbox trigger's NOTIFY would serialise this commit with every other lead's: the caller
+  -- wakes the pumps after the commit instead (leads.intake.wake).
+  PERFORM set_config('{WAKE_SETTING}', '{WAKE_AFTER_COMMIT}', true);
   INSERT INTO leads_outboxevent SELECT * FROM jsonb_populate_record(
     NULL::leads_outboxevent,
     p_outbox || jsonb_build_object('id', nextval(pg_get_serial_sequence('leads_outboxevent', 'id')))
