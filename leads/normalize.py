@@ -154,9 +154,14 @@ _RESERVED_WORDS = frozenset(
     | {"PO", "BOX", "POST", "OFFICE", "RR", "HC", "ROUTE", "RTE", "COUNTY", "CR", "SR", "US", "FM", "NO", "NUMBER"}
 )
 # Suffixes usaddress takes for a street type whatever the words around them (not "Mill", "Park",
-# "View"..., which are names as often as types, nor "Ct", which is also Connecticut).
+# "View"..., which are names as often as types, nor "Ct", which is also Connecticut, nor "Court":
+# "Pine Court #94" is "PINE COURT # 94" to it).
+# Before a common suffix, a street type is the street's name ("Pine Ave", "Park St", "Lake Dr"): the
+# name's words need only not be a directional, a unit, a box or an abbreviation scourgify expands
+# (only a one-word name after no directional, see _reserved_in).
+_RESERVED_NAME_WORDS = _RESERVED_WORDS - (set(STREET_TYPE_ABBREVIATIONS) | set(STREET_TYPE_ABBREVIATIONS.values()))
 _FAST_SUFFIXES = frozenset(
-    "ST STREET AVE AVENUE AV BLVD BOULEVARD RD ROAD DR DRIVE LN LANE COURT PL PLACE WAY TER TERRACE "
+    "ST STREET AVE AVENUE AV BLVD BOULEVARD RD ROAD DR DRIVE LN LANE PL PLACE WAY TER TERRACE "
     "PKWY PARKWAY CIR CIRCLE".split()
 )
 _DIRECTIONAL = "|".join(sorted({*DIRECTIONAL_REPLACEMENTS, *DIRECTIONAL_REPLACEMENTS.values()}, key=len, reverse=True))
@@ -177,6 +182,12 @@ _FAST_ADDRESS = re.compile(
 _STATE_CODES = frozenset(STATE_ABBREVIATIONS.values())
 
 
+def _reserved_in(match: re.Match[str]) -> frozenset[str]:
+    # A street type alone as the name, without a directional before it: "Pine Ave", not "NE Circle
+    # Garfield Pl" (NE CIR GARFIELD PLACE) or "Grove Terrace Parkway" (GROVE TERRACE PARKWAY).
+    return _RESERVED_NAME_WORDS if not match["pre"] and " " not in match["name"] else _RESERVED_WORDS
+
+
 def _fast_usps_key(raw: str) -> str:
     """The key _usps_key gives, for the common shape above; "" for anything else (ask scourgify)."""
     match = _FAST_ADDRESS.fullmatch(raw.upper())
@@ -186,8 +197,9 @@ def _fast_usps_key(raw: str) -> str:
     if (
         suffix is None
         or match["state"] not in _STATE_CODES
+        or any(word in _reserved_in(match) for word in match["name"].split())
         # A city's words too: usaddress reads "Circle, Union Gap" as "CIRCLE UN" when no comma follows.
-        or any(word in _RESERVED_WORDS for word in (*match["name"].split(), *match["city"].split()))
+        or any(word in _RESERVED_WORDS for word in match["city"].split())
     ):
         return ""
     pre, post = match["pre"], match["post"]

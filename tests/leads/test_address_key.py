@@ -258,7 +258,8 @@ def _case(rng: random.Random, text: str) -> str:
 _COMMON_NAMES = (
     "Main Pine Oak Maple Cedar Elm Washington Lincoln Jefferson Sunset Highland Madison Adams Jackson Monroe "
     "Wilson Taylor Garfield Latona Aurora Rainier Fremont Ballard Magnolia Dexter Franklin Walnut Cherry Willow "
-    "Chestnut Dogwood Laurel Holly Birch Spruce Hickory Locust Juniper Aspen Evergreen Greenwood Phinney Roosevelt"
+    "Chestnut Dogwood Laurel Holly Birch Spruce Hickory Locust Juniper Aspen Evergreen Greenwood Phinney Roosevelt "
+    "Pine Park Lake Hill Mill Spring Forest Grove Ridge Valley View Harbor Bay Station Creek Glen Meadow Court"
 ).split()
 _COMMON_SUFFIXES = (
     "St",
@@ -375,6 +376,7 @@ def test_the_fast_key_is_scourgifys_key_wherever_it_answers() -> None:
         ("123 main street apt. 4b, seattle wa 98101-1234", "123 main st 4b|98101"),
         ("4512 North Latona Avenue Ne, Seattle, WA 98105", "4512 n latona ave ne|98105"),
         ("600 Maple St, Suite 1203, Seattle, WA 98101", "600 maple st 1203|98101"),
+        ("600 Pine St, Seattle, WA 98101", "600 pine st|98101"),  # a street type as the name
     ],
 )
 def test_the_fast_key_reads_the_common_shape(raw: str, key: str) -> None:
@@ -392,7 +394,8 @@ def test_the_fast_key_reads_the_common_shape(raw: str, key: str) -> None:
         "123 Park Ave, New York, NY 10001",  # "Park": a street type as the name
         "N123 Main St, Seattle, WA 98101",
         "123 1st Ave, Seattle, WA 98101",
-        "600 Pine St, Seattle, WA 98101",  # "Pine" is also a street type (Pines)
+        "42858 Pine Court #94, Boston, WA 89697",  # "PINE COURT # 94" to scourgify
+        "7023 Grove Terrace Pkwy NE, Portland, OR 97201",  # street types in a longer name
     ],
 )
 def test_the_fast_key_leaves_the_unusual_to_scourgify(raw: str) -> None:
