@@ -142,9 +142,10 @@ def _usps_key(raw: str) -> str:
 # The common shape of a web form's address, read without a parse: "<number> [<directional>]
 # <name> <suffix> [<directional>] [<unit>], <city>, <ST> <ZIP>". Only words that mean nothing to
 # scourgify are taken as the street's name and city (no suffix, directional, unit, state or
-# abbreviated word), so scourgify would tag every part the same way and change nothing but the
-# suffix and directionals, which are mapped with its own tables. Anything else goes to scourgify.
-# tests/leads/test_address_key.py proves the two keys equal over a large varied corpus.
+# abbreviated word; one exception below), so scourgify would tag every part the same way and change
+# nothing but the suffix and directionals, which are mapped with its own tables. Anything else goes
+# to scourgify. tests/leads/test_address_key.py checks the two keys equal on 10,000 varied addresses
+# (300,000 when it was written: 0 differences, 36,044 read directly).
 _RESERVED_WORDS = frozenset(
     {*STREET_TYPE_ABBREVIATIONS, *STREET_TYPE_ABBREVIATIONS.values()}
     | {*DIRECTIONAL_REPLACEMENTS, *DIRECTIONAL_REPLACEMENTS.values()}
@@ -153,13 +154,12 @@ _RESERVED_WORDS = frozenset(
     | {*CITY_ABBREVIATIONS, *CITY_ABBREVIATIONS.values()}
     | {"PO", "BOX", "POST", "OFFICE", "RR", "HC", "ROUTE", "RTE", "COUNTY", "CR", "SR", "US", "FM", "NO", "NUMBER"}
 )
+# The exception: before a common suffix, a street type alone is the street's name ("Pine Ave",
+# "Park St", "Lake Dr"; see _reserved_in).
+_RESERVED_NAME_WORDS = _RESERVED_WORDS - (set(STREET_TYPE_ABBREVIATIONS) | set(STREET_TYPE_ABBREVIATIONS.values()))
 # Suffixes usaddress takes for a street type whatever the words around them (not "Mill", "Park",
 # "View"..., which are names as often as types, nor "Ct", which is also Connecticut, nor "Court":
 # "Pine Court #94" is "PINE COURT # 94" to it).
-# Before a common suffix, a street type is the street's name ("Pine Ave", "Park St", "Lake Dr"): the
-# name's words need only not be a directional, a unit, a box or an abbreviation scourgify expands
-# (only a one-word name after no directional, see _reserved_in).
-_RESERVED_NAME_WORDS = _RESERVED_WORDS - (set(STREET_TYPE_ABBREVIATIONS) | set(STREET_TYPE_ABBREVIATIONS.values()))
 _FAST_SUFFIXES = frozenset(
     "ST STREET AVE AVENUE AV BLVD BOULEVARD RD ROAD DR DRIVE LN LANE PL PLACE WAY TER TERRACE "
     "PKWY PARKWAY CIR CIRCLE".split()
