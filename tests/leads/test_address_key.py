@@ -18,236 +18,40 @@ _NAMES = (
     "North South East West Northeast Apartment Suite Unit Box Route County Saint Mount Fort Virginia Carolina "
     "Dakota York Jersey Mexico Island Green Cherry Old New Little Big Red White Black Blue Golden Silver"
 ).split()
-_MULTI = (
-    "Martin Luther King",
-    "Old Mill",
-    "Green Valley",
-    "Cherry Hill",
-    "Queen Anne",
-    "Saint Paul",
-    "St Paul",
-    "Mt Vernon",
-    "Post Office",
-    "County Line",
-    "Lake Forest",
-    "Twin Oaks",
-    "Red Oak",
-    "Park View",
-    "1st",
-    "2nd",
-    "3rd",
-    "42nd",
-    "101st",
-    "Lake City",
-    "La Salle",
-    "El Camino Real",
-    "Van Ness",
-    "Mc Arthur",
+_MULTI = tuple(
+    (
+        "Martin Luther King;Old Mill;Green Valley;Cherry Hill;Queen Anne;Saint Paul;St Paul;Mt Vernon;"
+        "Post Office;County Line;Lake Forest;Twin Oaks;Red Oak;Park View;1st;2nd;3rd;42nd;101st;"
+        "Lake City;La Salle;El Camino Real;Van Ness;Mc Arthur"
+    ).split(";")
 )
-_SUFFIXES = (
-    "St",
-    "Street",
-    "Ave",
-    "Avenue",
-    "Av",
-    "Blvd",
-    "Boulevard",
-    "Rd",
-    "Road",
-    "Dr",
-    "Drive",
-    "Ln",
-    "Lane",
-    "Ct",
-    "Court",
-    "Pl",
-    "Place",
-    "Way",
-    "Ter",
-    "Terrace",
-    "Pkwy",
-    "Parkway",
-    "Hwy",
-    "Highway",
-    "Cir",
-    "Circle",
-    "Sq",
-    "Trl",
-    "Trail",
-    "Loop",
-    "Row",
-    "Walk",
-    "Run",
-    "Pass",
-    "Path",
-    "Pike",
-    "Aly",
-    "Alley",
-    "Xing",
-    "Crossing",
-    "Plz",
-    "Plaza",
-    "Ctr",
-    "Center",
-    "Hts",
-    "Heights",
-    "Grv",
-    "Grove",
-    "Pt",
-    "Point",
-    "Mall",
-    "Cv",
-    "Cove",
-    "Bnd",
-    "Bend",
-    "Expy",
-    "Fwy",
-    "Hl",
-    "Hill",
-    "Holw",
-    "Is",
-    "Jct",
-    "Knl",
-    "Lk",
-    "Lndg",
-    "Mdw",
-    "Mdws",
-    "Mnr",
-    "Orch",
-    "Oval",
-    "Park",
-    "Pnes",
-    "Rdg",
-    "Spg",
-    "Sta",
-    "Strm",
-    "Vw",
-    "Vis",
-    "Vly",
-    "Wds",
-    "Wy",
-    "Wls",
-    "Bluff",
-    "Brg",
-    "Brk",
-    "Cres",
-    "Crst",
-    "Est",
-    "Ests",
-    "Fls",
-    "Frk",
-    "Gdns",
+_SUFFIXES = tuple(
+    (
+        "St Street Ave Avenue Av Blvd Boulevard Rd Road Dr Drive Ln Lane Ct Court Pl Place Way Ter Terrace "
+        "Pkwy Parkway Hwy Highway Cir Circle Sq Trl Trail Loop Row Walk Run Pass Path Pike Aly Alley Xing "
+        "Crossing Plz Plaza Ctr Center Hts Heights Grv Grove Pt Point Mall Cv Cove Bnd Bend Expy Fwy Hl Hill "
+        "Holw Is Jct Knl Lk Lndg Mdw Mdws Mnr Orch Oval Park Pnes Rdg Spg Sta Strm Vw Vis Vly Wds Wy Wls "
+        "Bluff Brg Brk Cres Crst Est Ests Fls Frk Gdns"
+    ).split()
 )
-_DIRECTIONS = (
-    "N",
-    "S",
-    "E",
-    "W",
-    "NE",
-    "NW",
-    "SE",
-    "SW",
-    "North",
-    "South",
-    "East",
-    "West",
-    "Northeast",
-    "Southwest",
-    "N.",
-    "S.E.",
-    "N.W.",
+_DIRECTIONS = tuple(("N S E W NE NW SE SW North South East West Northeast Southwest N. S.E. N.W.").split())
+_UNITS = tuple(
+    (
+        "#{n};# {n};Apt {n};Apt. {n};APT {n};Unit {n};Ste {n};Suite {n};Apt #{n};No. {n};Apartment {n};"
+        "Fl {n};Bldg {n};Unit {a};#{a};Apt {n}{a};Lot {n};Rm {n};Spc {n};{n};Trlr {n};#{n}-{n};Ph {n}"
+    ).split(";")
 )
-_UNITS = (
-    "#{n}",
-    "# {n}",
-    "Apt {n}",
-    "Apt. {n}",
-    "APT {n}",
-    "Unit {n}",
-    "Ste {n}",
-    "Suite {n}",
-    "Apt #{n}",
-    "No. {n}",
-    "Apartment {n}",
-    "Fl {n}",
-    "Bldg {n}",
-    "Unit {a}",
-    "#{a}",
-    "Apt {n}{a}",
-    "Lot {n}",
-    "Rm {n}",
-    "Spc {n}",
-    "{n}",
-    "Trlr {n}",
-    "#{n}-{n}",
-    "Ph {n}",
+_CITIES = tuple(
+    (
+        "Seattle;Portland;San Francisco;Salt Lake City;New York;Fort Worth;St. Louis;Saint Paul;"
+        "Park City;Lake Forest Park;West Palm Beach;North Bend;Mountlake Terrace;Bellevue;Spokane Valley;"
+        "Boise;Austin;Las Vegas;Mount Vernon;Ft Myers;Kent;Federal Way;University Place;Lakewood;"
+        "Sun City;Virginia Beach;Washington;Apple Valley;Oak Harbor;Union Gap;Port Orchard;Boston;Denver;"
+        "Mercer Island;Pinehurst;Avenel"
+    ).split(";")
 )
-_CITIES = (
-    "Seattle",
-    "Portland",
-    "San Francisco",
-    "Salt Lake City",
-    "New York",
-    "Fort Worth",
-    "St. Louis",
-    "Saint Paul",
-    "Park City",
-    "Lake Forest Park",
-    "West Palm Beach",
-    "North Bend",
-    "Mountlake Terrace",
-    "Bellevue",
-    "Spokane Valley",
-    "Boise",
-    "Austin",
-    "Las Vegas",
-    "Mount Vernon",
-    "Ft Myers",
-    "Kent",
-    "Federal Way",
-    "University Place",
-    "Lakewood",
-    "Sun City",
-    "Virginia Beach",
-    "Washington",
-    "Apple Valley",
-    "Oak Harbor",
-    "Union Gap",
-    "Port Orchard",
-    "Boston",
-    "Denver",
-    "Mercer Island",
-    "Pinehurst",
-    "Avenel",
-)
-_STATES = (
-    "WA",
-    "OR",
-    "CA",
-    "NY",
-    "TX",
-    "MO",
-    "MN",
-    "UT",
-    "FL",
-    "ID",
-    "NV",
-    "VA",
-    "CO",
-    "MA",
-    "IN",
-    "OK",
-    "ME",
-    "DE",
-    "CT",
-    "PA",
-    "Washington",
-    "California",
-    "New York",
-    "wa",
-    "Wa",
-    "ZZ",
-    "XX",
+_STATES = tuple(
+    ("WA OR CA NY TX MO MN UT FL ID NV VA CO MA IN OK ME DE CT PA Washington California New York wa Wa ZZ XX").split()
 )
 
 
@@ -261,29 +65,10 @@ _COMMON_NAMES = (
     "Chestnut Dogwood Laurel Holly Birch Spruce Hickory Locust Juniper Aspen Evergreen Greenwood Phinney Roosevelt "
     "Pine Park Lake Hill Mill Spring Forest Grove Ridge Valley View Harbor Bay Station Creek Glen Meadow Court"
 ).split()
-_COMMON_SUFFIXES = (
-    "St",
-    "Street",
-    "Ave",
-    "Avenue",
-    "Blvd",
-    "Rd",
-    "Road",
-    "Dr",
-    "Drive",
-    "Ln",
-    "Lane",
-    "Ct",
-    "Court",
-    "Pl",
-    "Place",
-    "Way",
-    "Ter",
-    "Pkwy",
-    "Cir",
-    "Circle",
+_COMMON_SUFFIXES = tuple(
+    ("St Street Ave Avenue Blvd Rd Road Dr Drive Ln Lane Ct Court Pl Place Way Ter Pkwy Cir Circle").split()
 )
-_COMMON_UNITS = ("#{n}", "# {n}", "Apt {n}", "Apt. {n}", "Unit {n}", "Ste {n}", "Suite {n}", "Apt {n}{a}", "Unit {a}")
+_COMMON_UNITS = tuple(("#{n};# {n};Apt {n};Apt. {n};Unit {n};Ste {n};Suite {n};Apt {n}{a};Unit {a}").split(";"))
 
 
 def _common_address(rng: random.Random) -> str:
