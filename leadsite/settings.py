@@ -113,7 +113,7 @@ if DATABASE_URL:
         # 2 s is libpq's (and psycopg's) smallest connect timeout; a refused connection fails at once.
         _db_options = DATABASES["default"].setdefault("OPTIONS", {})
         _db_options["connect_timeout"] = DATABASE_CONNECT_TIMEOUT
-        # lock_timeout also bounds pg_advisory_xact_lock (the intake's duplicate lock, leads/intake.py).
+        # lock_timeout also bounds pg_advisory_xact_lock (the intake's duplicate lock, leads/intake/sql.py).
         _db_options["options"] = (
             f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS} -c lock_timeout={DATABASE_LOCK_TIMEOUT_MS}"
         )
