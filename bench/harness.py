@@ -297,11 +297,11 @@ def print_table(title: str, rows: list[tuple[str, dict]]) -> None:
         )
 
 
-def create_api_key(*scopes: str) -> str:
+def create_api_key(*scopes: str, rate_limit: int = 0) -> str:
     args = ["create_api_key", "bench"]
     for scope in scopes:
         args += ["--scope", scope]
-    args += ["--rate-limit", "0"]
+    args += ["--rate-limit", str(rate_limit)]
     return manage(*args).strip().splitlines()[-1]
 
 

@@ -11,17 +11,36 @@ from dataclasses import dataclass
 import phonenumbers
 import usaddress
 from scourgify import normalize_address_record
+from scourgify.address_constants import (
+    CITY_ABBREVIATIONS,
+    DIRECTIONAL_REPLACEMENTS,
+    OCCUPANCY_TYPE_ABBREVIATIONS,
+    STATE_ABBREVIATIONS,
+    STREET_TYPE_ABBREVIATIONS,
+)
 from scourgify.exceptions import AddressNormalizationError
 
 DEFAULT_REGION = "US"
 
 
+# The shapes US forms send most ("(206) 555-0123", "206.555.0123", "+1 206 555 0123", "12065550123"):
+# phonenumbers.parse would read them as +1 and the ten digits, so the number is built directly
+# (parse is ~60% of the cost); validity and the E.164 form are still phonenumbers'. Equality with
+# the full parse is tested over a varied corpus (tests/leads/test_phone_numbers.py).
+_NANP = re.compile(r"(?:\+?1[-. ]?)?(?:\(([2-9][0-9]{2})\) ?|([2-9][0-9]{2})[-. ]?)([0-9]{3})[-. ]?([0-9]{4})")
+
+
 def normalize_phone(raw: str, region: str = DEFAULT_REGION) -> str:
     """E.164 for a phone typed in any common format; ValueError when it is not a valid number."""
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError("not a phone number") from exc
+    match = _NANP.fullmatch(raw) if region == "US" else None
+    if match is not None:
+        area, area_plain, exchange, line = match.groups()
+        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(f"{area or area_plain}{exchange}{line}"))
+    else:
+        try:
+            number = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException as exc:
+            raise ValueError("not a phone number") from exc
     if not phonenumbers.is_valid_number(number):
         raise ValueError("not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -120,16 +139,98 @@ def _usps_key(raw: str) -> str:
     return f"{' '.join(filter(None, (line1, unit)))}|{where}".lower()
 
 
-def address_key(raw: str) -> str:
-    """The duplicate key alone: what intake needs, for the price of one address parse.
+# The common shape of a web form's address, read without a parse: "<number> [<directional>]
+# <name> <suffix> [<directional>] [<unit>], <city>, <ST> <ZIP>". Only words that mean nothing to
+# scourgify are taken as the street's name and city (no suffix, directional, unit, state or
+# abbreviated word; one exception below), so scourgify would tag every part the same way and change
+# nothing but the suffix and directionals, which are mapped with its own tables. Anything else goes
+# to scourgify. tests/leads/test_address_key.py checks the two keys equal on 10,000 varied addresses
+# (300,000 when it was written: 0 differences, 36,044 read directly).
+_RESERVED_WORDS = frozenset(
+    {*STREET_TYPE_ABBREVIATIONS, *STREET_TYPE_ABBREVIATIONS.values()}
+    | {*DIRECTIONAL_REPLACEMENTS, *DIRECTIONAL_REPLACEMENTS.values()}
+    | {*OCCUPANCY_TYPE_ABBREVIATIONS, *OCCUPANCY_TYPE_ABBREVIATIONS.values()}
+    | {word for name in (*STATE_ABBREVIATIONS, *STATE_ABBREVIATIONS.values()) for word in name.split()}
+    | {*CITY_ABBREVIATIONS, *CITY_ABBREVIATIONS.values()}
+    | {"PO", "BOX", "POST", "OFFICE", "RR", "HC", "ROUTE", "RTE", "COUNTY", "CR", "SR", "US", "FM", "NO", "NUMBER"}
+)
+# The exception: before a common suffix, a street type alone is the street's name ("Pine Ave",
+# "Park St", "Lake Dr"; see _reserved_in).
+_RESERVED_NAME_WORDS = _RESERVED_WORDS - (set(STREET_TYPE_ABBREVIATIONS) | set(STREET_TYPE_ABBREVIATIONS.values()))
+# Suffixes usaddress takes for a street type whatever the words around them (not "Mill", "Park",
+# "View"..., which are names as often as types, nor "Ct", which is also Connecticut, nor "Court":
+# "Pine Court #94" is "PINE COURT # 94" to it).
+_FAST_SUFFIXES = frozenset(
+    "ST STREET AVE AVENUE AV BLVD BOULEVARD RD ROAD DR DRIVE LN LANE PL PLACE WAY TER TERRACE "
+    "PKWY PARKWAY CIR CIRCLE".split()
+)
+_DIRECTIONAL = "|".join(sorted({*DIRECTIONAL_REPLACEMENTS, *DIRECTIONAL_REPLACEMENTS.values()}, key=len, reverse=True))
+# After the suffix only the abbreviations: "Avenue West #3" is "AVENUE WEST # 3" to usaddress.
+_DIRECTIONAL_ABBREVIATED = "|".join(sorted(set(DIRECTIONAL_REPLACEMENTS.values()), key=len, reverse=True))
+_FAST_ADDRESS = re.compile(
+    rf"""(?P<number>[1-9][0-9]{{0,5}})
+    (?:\ (?P<pre>{_DIRECTIONAL}))?
+    \ (?P<name>[A-Z]{{2,}}(?:\ [A-Z]{{2,}}){{0,2}}?)
+    \ (?P<suffix>[A-Z]{{2,}})\.?
+    (?:\ (?P<post>{_DIRECTIONAL_ABBREVIATED}))?
+    (?:,?\ (?:(?P<unit_type>APT|UNIT|STE|SUITE)\.?\ |\#\ ?)(?P<unit>[0-9]{{1,8}}[A-Z]?|[A-Z]))?
+    ,\ (?P<city>[A-Z]{{2,}}(?:\ [A-Z]{{2,}}){{0,2}})
+    ,?\ (?P<state>[A-Z]{{2}})
+    \ (?P<zip>[0-9]{{5}})(?:-[0-9]{{4}})?""",
+    re.VERBOSE,
+)
+_STATE_CODES = frozenset(STATE_ABBREVIATIONS.values())
 
-    The USPS Publication 28 form (usaddress-scourgify, which parses once); only when scourgify cannot
-    read the text, parse_address's fallbacks (a second parse). The same key parse_address gives.
+
+def _reserved_in(match: re.Match[str]) -> frozenset[str]:
+    # A street type alone as the name, without a directional before it: "Pine Ave", not "NE Circle
+    # Garfield Pl" (NE CIR GARFIELD PLACE) or "Grove Terrace Parkway" (GROVE TERRACE PARKWAY).
+    return _RESERVED_NAME_WORDS if not match["pre"] and " " not in match["name"] else _RESERVED_WORDS
+
+
+def _fast_usps_key(raw: str) -> str:
+    """The key _usps_key gives, for the common shape above; "" for anything else (ask scourgify)."""
+    match = _FAST_ADDRESS.fullmatch(raw.upper())
+    if match is None:
+        return ""
+    suffix = STREET_TYPE_ABBREVIATIONS.get(match["suffix"]) if match["suffix"] in _FAST_SUFFIXES else None
+    if (
+        suffix is None
+        or match["state"] not in _STATE_CODES
+        or any(word in _reserved_in(match) for word in match["name"].split())
+        # A city's words too: usaddress reads "Circle, Union Gap" as "CIRCLE UN" when no comma follows.
+        or any(word in _RESERVED_WORDS for word in match["city"].split())
+    ):
+        return ""
+    pre, post = match["pre"], match["post"]
+    line1 = " ".join(
+        filter(
+            None,
+            (
+                match["number"],
+                DIRECTIONAL_REPLACEMENTS.get(pre, pre) if pre else "",
+                match["name"],
+                suffix,
+                DIRECTIONAL_REPLACEMENTS.get(post, post) if post else "",
+                match["unit"] or "",
+            ),
+        )
+    )
+    return f"{line1}|{match['zip']}".lower()
+
+
+def address_key(raw: str) -> str:
+    """The duplicate key alone: what intake needs, for the price of one address parse or less.
+
+    The USPS Publication 28 form: for the common "123 N Main St Apt 4, City, ST 98101" shape read
+    directly (_fast_usps_key, about 20x cheaper), else from usaddress-scourgify (one parse); only
+    when scourgify cannot read the text, parse_address's fallbacks (a second parse). The same key
+    parse_address gives.
     """
     raw = " ".join(raw.split())
     if not raw:
         return ""
-    return _usps_key(raw)[:300] or parse_address(raw).key
+    return _fast_usps_key(raw)[:300] or _usps_key(raw)[:300] or parse_address(raw).key
 
 
 def parse_address(raw: str) -> ParsedAddress:

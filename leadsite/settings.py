@@ -113,7 +113,7 @@ if DATABASE_URL:
         # 2 s is libpq's (and psycopg's) smallest connect timeout; a refused connection fails at once.
         _db_options = DATABASES["default"].setdefault("OPTIONS", {})
         _db_options["connect_timeout"] = DATABASE_CONNECT_TIMEOUT
-        # lock_timeout also bounds pg_advisory_xact_lock (the intake's duplicate lock, leads/intake.py).
+        # lock_timeout also bounds pg_advisory_xact_lock (the intake's duplicate lock, leads/intake/sql.py).
         _db_options["options"] = (
             f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS} -c lock_timeout={DATABASE_LOCK_TIMEOUT_MS}"
         )
@@ -331,6 +331,8 @@ if set(GRADING_REPAIR_COST_PER_SQFT) != {"light", "medium", "heavy"}:
     raise ImproperlyConfigured("GRADING_REPAIR_COST_PER_SQFT must set light=, medium= and heavy= (dollars per sqft)")
 GRADING_MIN_OUTCOMES = env_int("GRADING_MIN_OUTCOMES", 50, minimum=10)
 
+# POST /api/leads (the public form endpoint) skips the middleware only the admin needs (leadsite/lean.py).
+LEAN_PATHS = True
 API_MAX_BODY_BYTES = 64 * 1024
 API_LOGS_MAX_BODY_BYTES = 1024 * 1024
 # Django's own guard for bodies without a Content-Length; the middleware enforces the per-path limits.

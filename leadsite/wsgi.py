@@ -1,5 +1,6 @@
 import os
 
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
@@ -8,6 +9,11 @@ from leadsite.env import require_secret_key
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadsite.settings")
 application = get_wsgi_application()
 require_secret_key()
+if getattr(settings, "LEAN_PATHS", False):
+    from leadsite.lean import LeanPathDispatcher
+
+    # POST /api/leads through only the middleware it needs (leadsite/lean.py).
+    application = LeanPathDispatcher(application)
 
 # Import every view module (and what they import: scikit-learn, stripe) while the worker boots,
 # not inside the first request it serves.

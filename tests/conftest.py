@@ -31,6 +31,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_outbox_waker(django_db_setup) -> Iterator[None]:
+    # The intake's waker thread keeps a connection of its own (leads.intake.wake): close it before
+    # the test database is dropped.
+    yield
+    from leads.intake.wake import outbox_waker_stop
+
+    outbox_waker_stop()
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     cache.clear()

@@ -24,7 +24,8 @@ from django.utils import timezone
 
 from leads.intake.schemas import LeadIn, lead_intake_validate
 from leads.intake.sql import insert_new_lead, lock_and_find_repeat
-from leads.models import IdempotencyRecord, Lead, LeadEvent, LeadStatus, LocationPrecision, OutboxEvent, TimelineKind
+from leads.intake.wake import outbox_wake
+from leads.models import IdempotencyRecord, Lead, LeadEvent, LeadStatus, LocationPrecision, TimelineKind
 from leads.normalize import address_key
 from leads.outbox import outbox_add
 from leads.services import lead_fan_out_event, lead_notify_context, lead_timeline_add
@@ -77,11 +78,10 @@ def lead_intake(
         raise ValidationError({"Idempotency-Key": [f"must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters"]})
     use_idempotency = bool(idempotency_key) and api_key is not None
     request_hash = _request_hash(data) if use_idempotency else ""
-    if use_idempotency:
-        replay = _replay(api_key_id=api_key.id, key=idempotency_key, request_hash=request_hash)
-        if replay is not None:
-            return replay
-
+    # No lookup of the Idempotency-Key first: the first submission (nearly all of them) would pay a
+    # round trip for nothing. The key's record is inserted with the lead, in the same transaction;
+    # a retry fails on its unique index, everything it wrote rolls back, and it replays the first
+    # answer (or is a 409 with another body) below.
     payload = lead_intake_validate(data)
     # The duplicate key only: the address's parts (street, city, ZIP...) are the fan-out's to fill
     # in (leads.services.lead_fan_out), off the request's path.
@@ -143,7 +143,7 @@ def _intake_in_transaction(
             # The id and nothing else: whoever knows a phone and an address must not learn the lead's status.
             return IntakeResult(200, {"id": str(existing.id), "duplicate": True}), existing.id
 
-    lead = _lead_from_payload(payload=payload, key=key, api_key=api_key, ip=ip, user_agent=user_agent)
+    lead = Lead(**_lead_values(payload=payload, key=key, api_key=api_key, ip=ip, user_agent=user_agent))
     lead_id_var.set(str(lead.id))
     # bulk_create: one INSERT without save()'s signal and per-field bookkeeping.
     Lead.objects.bulk_create([lead])
@@ -165,59 +165,56 @@ def _created(lead_id: uuid.UUID) -> IntakeResult:
     return IntakeResult(201, {"id": str(lead_id), "status": LeadStatus.NEW.value, "duplicate": False})
 
 
-def _lead_from_payload(
+def _lead_values(
     *, payload: LeadIn, key: str, api_key: AuthenticatedKey | None, ip: str | None, user_agent: str
-) -> Lead:
-    source = api_key.name if api_key else ""
+) -> dict[str, Any]:
+    """The new lead's field values (by attname; every other field takes its default): the ORM path
+    builds a Lead from them, the one-round-trip path a row document."""
     now = timezone.now()
-    return Lead(
-        id=uuid.uuid4(),
-        status=LeadStatus.SPAM if _is_spam(payload) else LeadStatus.NEW,
-        name=payload.name,
-        phone=payload.phone,
-        email=payload.email,
+    consent = payload.consent
+    return {
+        "id": uuid.uuid4(),
+        "status": LeadStatus.SPAM.value if _is_spam(payload) else LeadStatus.NEW.value,
+        "name": payload.name,
+        "phone": payload.phone,
+        "email": payload.email,
         # As typed, and its duplicate key; the parts (street, city, ZIP...) are the fan-out's to fill.
-        address=payload.address,
-        address_key=key,
-        latitude=payload.latitude,
-        longitude=payload.longitude,
+        "address": payload.address,
+        "address_key": key,
+        "latitude": payload.latitude,
+        "longitude": payload.longitude,
         # Coordinates the form sent are taken as given (the valuation geocodes the rest).
-        location_precision=LocationPrecision.MANUAL
+        "location_precision": LocationPrecision.MANUAL.value
         if payload.latitude is not None and payload.longitude is not None
         else "",
-        beds=payload.beds,
-        baths=payload.baths,
-        living_area_sqft=payload.living_area_sqft,
-        lot_sqft=payload.lot_sqft,
-        year_built=payload.year_built,
-        property_type=payload.property_type or "",
-        message=payload.message,
-        asking_price=payload.asking_price,
-        timeline=payload.timeline,
-        condition=payload.condition,
-        extra=payload.model_extra or {},
-        source=source,
-        api_key_id=api_key.id if api_key else None,
-        utm_source=payload.utm_source,
-        utm_medium=payload.utm_medium,
-        utm_campaign=payload.utm_campaign,
-        utm_term=payload.utm_term,
-        utm_content=payload.utm_content,
-        page_url=payload.page_url,
-        request_id=current_request_id() or "",
-        consent=payload.consent,
-        consent_text=payload.consent_text if payload.consent else "",
-        consent_at=now if payload.consent else None,
-        consent_ip=ip if payload.consent else None,
-        consent_user_agent=user_agent[:500] if payload.consent else "",
-    )
-
-
-# The new-lead fast path: lock, repeat lookup, and the conditional inserts of the lead, its one
-# outbox event and (with an Idempotency-Key) the idempotency record, sent as one simple-protocol
-# query. Outside a transaction PostgreSQL runs such a multi-statement query as one implicit
-# transaction: no BEGIN and COMMIT round trips, and the advisory locks are held until it ends. The
-# lookup and the inserts are one statement, so nothing is written when a repeat is found (the
+        "beds": payload.beds,
+        "baths": payload.baths,
+        "living_area_sqft": payload.living_area_sqft,
+        "lot_sqft": payload.lot_sqft,
+        "year_built": payload.year_built,
+        "property_type": payload.property_type or "",
+        "message": payload.message,
+        "asking_price": payload.asking_price,
+        "timeline": payload.timeline,
+        "condition": payload.condition,
+        "extra": payload.model_extra or {},
+        "source": api_key.name if api_key else "",
+        "api_key_id": api_key.id if api_key else None,
+        "utm_source": payload.utm_source,
+        "utm_medium": payload.utm_medium,
+        "utm_campaign": payload.utm_campaign,
+        "utm_term": payload.utm_term,
+        "utm_content": payload.utm_content,
+        "page_url": payload.page_url,
+        "request_id": current_request_id() or "",
+        "consent": consent,
+        "consent_text": payload.consent_text if consent else "",
+        "consent_at": now if consent else None,
+        "consent_ip": ip if consent else None,
+        "consent_user_agent": user_agent[:500] if consent else "",
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _new_lead_in_one_statement(
@@ -233,26 +230,32 @@ def _new_lead_in_one_statement(
     runs the general path): spam, a repeat, or not PostgreSQL."""
     if connection.vendor != "postgresql" or _is_spam(payload):
         return None
-    lead = _lead_from_payload(payload=payload, key=key, api_key=api_key, ip=ip, user_agent=user_agent)
-    spec = lead_fan_out_event(lead_id=lead.id)
-    outbox = OutboxEvent(
-        key=spec.key, task_name=spec.task_name, kwargs=spec.kwargs, lead_id=lead.id, request_id=lead.request_id
-    )
-    result = _created(lead.id)
+    lead = _lead_values(payload=payload, key=key, api_key=api_key, ip=ip, user_agent=user_agent)
+    lead_id = lead["id"]
+    spec = lead_fan_out_event(lead_id=lead_id)
+    outbox = {
+        "key": spec.key,
+        "task_name": spec.task_name,
+        "kwargs": spec.kwargs,
+        "lead_id": lead_id,
+        "request_id": lead["request_id"],
+    }
+    result = _created(lead_id)
     record = None
     if idempotency is not None and api_key is not None:
-        record = IdempotencyRecord(
-            api_key_id=api_key.id,
-            key=idempotency[0],
-            request_hash=idempotency[1],
-            response_status=result.status_code,
-            response_body=result.body,
-            lead_id=lead.id,
-        )
+        record = {
+            "api_key_id": api_key.id,
+            "key": idempotency[0],
+            "request_hash": idempotency[1],
+            "response_status": result.status_code,
+            "response_body": result.body,
+            "lead_id": lead_id,
+        }
     if not insert_new_lead(lead=lead, outbox=outbox, idempotency=record):
         return None  # a repeat (nothing was written)
-    lead_id_var.set(str(lead.id))
-    # The outbox row's insert trigger wakes the workers' outbox pumps when this commits.
+    lead_id_var.set(str(lead_id))
+    # Committed (or on commit, inside a caller's transaction): the pumps publish the outbox row.
+    outbox_wake()
     return result
 
 

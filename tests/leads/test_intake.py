@@ -232,6 +232,10 @@ def test_idempotency_key_replays_first_response_and_rejects_other_body(post_lead
     assert conflict.status_code == 409
     assert conflict.json() == {"detail": "this Idempotency-Key was already used with a different request body"}
     assert IdempotencyRecord.objects.count() == 1
+    # The retries are not recorded as repeats of the lead (nothing they wrote survived the replay).
+    assert not LeadEvent.objects.filter(kind="repeat").exists()
+    assert not Delivery.objects.exists()
+    assert OutboxEvent.objects.count() == 1
 
 
 def test_idempotency_keys_are_per_api_key(post_lead, make_api_key):
@@ -374,3 +378,16 @@ def test_lead_id_is_a_uuid_and_request_id_is_on_timeline(post_lead):
     assert LeadEvent.objects.get(lead_id=lead_id).request_id == "form-req-123456"
     assert set(OutboxEvent.objects.values_list("request_id", flat=True)) == {"form-req-123456"}
     assert Delivery.objects.get().request_id == "form-req-123456"
+
+
+def test_the_installed_new_lead_function_is_the_one_the_duplicate_rule_builds(db) -> None:
+    # The migration installs new_lead_function_sql()'s text; a change to the rule or the lock in
+    # leads/intake/sql.py without a migration that installs it again fails here.
+    from django.db import connection
+
+    from leads.intake.sql import NEW_LEAD_FUNCTION, new_lead_function_sql
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [NEW_LEAD_FUNCTION])
+        [(installed,)] = cursor.fetchall()
+    assert installed == new_lead_function_sql().split("$fn$")[1]
