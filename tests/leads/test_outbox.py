@@ -50,7 +50,23 @@ def private_broker(redis_server, monkeypatch):
     def start() -> None:
         _, state["proc"] = redis_server(port=port)
 
-    return url, redis.Redis(port=port), stop, start
+    yield url, redis.Redis(port=port), stop, start
+    # Celery keeps the connection and producer pools it opened during the test: left pointing at
+    # this (now stopped) server, they would fail the next tests' publishing with "connection refused".
+    forget_broker_connections()
+
+
+def forget_broker_connections() -> None:
+    for pool in (app._pool, getattr(app.__dict__.get("amqp"), "_producer_pool", None)):
+        if pool is not None:
+            try:
+                pool.force_close_all()
+            except Exception:  # noqa: BLE001, S110 - a pool on a stopped server: nothing left to close
+                pass
+    app._pool = None
+    if "amqp" in app.__dict__:
+        app.__dict__["amqp"]._producer_pool = None
+    publisher.reset()
 
 
 def queued_tasks(client: redis.Redis, queues: tuple[str, ...] = ("celery", "valuation")) -> Counter:
