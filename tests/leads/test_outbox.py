@@ -57,12 +57,9 @@ def private_broker(redis_server, monkeypatch):
 
 
 def forget_broker_connections() -> None:
-    for pool in (app._pool, getattr(app.__dict__.get("amqp"), "_producer_pool", None)):
-        if pool is not None:
-            try:
-                pool.force_close_all()
-            except Exception:  # noqa: BLE001, S110 - a pool on a stopped server: nothing left to close
-                pass
+    from kombu import pools
+
+    pools.reset()  # closes every pooled connection and empties kombu's registry: new pools come next
     app._pool = None
     if "amqp" in app.__dict__:
         app.__dict__["amqp"]._producer_pool = None

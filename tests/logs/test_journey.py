@@ -46,7 +46,7 @@ def test_a_search_by_request_id_shows_the_web_request_and_the_worker_tasks_in_or
         done = (
             any(e["service"] == "web" for e in entries)
             and _task_entries(entries, "valuation.value_lead")
-            and _task_entries(entries, "notifications.send_delivery")
+            and _task_entries(entries, "leads.fan_out")
         )
         if done:
             break
@@ -63,8 +63,9 @@ def test_a_search_by_request_id_shows_the_web_request_and_the_worker_tasks_in_or
         ("POST", "/api/leads", 201)
     ]
     assert web[0]["lead_id"] == lead_id
-    # Worker entries of the valuation and the notification tasks, each stamped with the lead.
-    for task in ("valuation.value_lead", "notifications.send_delivery"):
+    # Worker entries of the fan-out (which posts the New Lead itself) and the valuation, each stamped
+    # with the lead.
+    for task in ("leads.fan_out", "valuation.value_lead"):
         task_entries = _task_entries(entries, task)
         assert any("succeeded" in e["message"] for e in task_entries), task_entries
         assert all(e["lead_id"] == lead_id for e in task_entries), task_entries
