@@ -127,6 +127,21 @@ def main() -> None:
         slack_latency()
 
 
+def journey_env(slack: FakeSlack, **overrides: str) -> dict[str, str]:
+    """The bench environment for a lead's journey to the fake Slack: the channel limiter raised
+    (Slack's real 1 message/s would be all it measured), no online geocoder, no SLA alerts."""
+    return bench_env(
+        SLACK_BOT_TOKEN=slack.token,
+        SLACK_API_BASE_URL=slack.base_url,
+        SLACK_DEFAULT_CHANNEL="#leads",
+        SLACK_CHANNEL_RATE_PER_MINUTE="6000",
+        SLACK_CHANNEL_BURST="100",
+        VALUATION_GEOCODER="off",
+        LEAD_SLA_MINUTES="10080",
+        **overrides,
+    )
+
+
 def slack_latency() -> None:
     """Leads posted open-loop at LATENCY_RATE per second through gunicorn; a real Celery worker (with
     its outbox pump) fans them out to the fake Slack. Latency: from the 201 arriving at the client
@@ -136,15 +151,7 @@ def slack_latency() -> None:
     prepare_database()
     key = create_api_key("leads:create")
     with FakeSlack() as slack:
-        env = bench_env(
-            SLACK_BOT_TOKEN=slack.token,
-            SLACK_API_BASE_URL=slack.base_url,
-            SLACK_DEFAULT_CHANNEL="#leads",
-            SLACK_CHANNEL_RATE_PER_MINUTE="6000",
-            SLACK_CHANNEL_BURST="100",
-            VALUATION_GEOCODER="off",
-            LEAD_SLA_MINUTES="10080",
-        )
+        env = journey_env(slack)
         WORKER_LOG.parent.mkdir(parents=True, exist_ok=True)
         log = WORKER_LOG.open("wb")
         workers = [

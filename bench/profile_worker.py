@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_leads import lead_body  # noqa: E402
-from bench.harness import bench_env, create_api_key, prepare_database  # noqa: E402
+from bench.bench_leads import journey_env, lead_body  # noqa: E402
+from bench.harness import create_api_key, prepare_database  # noqa: E402
 from bench.profile_intake import _backend_cpu, _backend_pid  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 
@@ -39,18 +39,7 @@ def _cpu() -> float:
 def main() -> None:
     n = int(next((a for a in sys.argv[1:] if a.isdigit()), "300"))
     slack = FakeSlack().__enter__()
-    os.environ.update(
-        bench_env(
-            SLACK_BOT_TOKEN=slack.token,
-            SLACK_API_BASE_URL=slack.base_url,
-            SLACK_DEFAULT_CHANNEL="#leads",
-            SLACK_CHANNEL_RATE_PER_MINUTE="6000",
-            SLACK_CHANNEL_BURST="100",
-            VALUATION_GEOCODER="off",
-            LEAD_SLA_MINUTES="10080",
-            OUTBOX_PUMP="0",
-        )
-    )
+    os.environ.update(journey_env(slack, OUTBOX_PUMP="0"))
     os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
     prepare_database()
     key = create_api_key("leads:create")
