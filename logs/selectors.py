@@ -333,6 +333,46 @@ def read_in_order(
     return rows
 
 
+def nth_key(
+    queryset: QuerySet,
+    position: int,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    windowed: bool = False,
+    gin: bool = False,
+) -> tuple[datetime, int] | None:
+    """The (time, id) of the `position`-th row (from 1) of `queryset` newest first, read as `read_in_order`
+    reads it (the same windows, the same indexes), or None when it has fewer rows. For a page number typed
+    without a cursor: PostgreSQL skips the rows before it and sends one key per window (the last of the
+    window's first `remaining` rows, and how many there were) instead of every key before the page, which
+    cost ~17 ms of Python for page 50 of 50."""
+    keys = queryset.values_list("time", "id").order_by("-time", "-id")
+    windows = text_windows(since=since, until=until, oldest_first=False, using=keys.db) if windowed else [(None, None)]
+    remaining = position
+    with gin_only(keys.db) if gin else nullcontext():
+        for start, end in windows:
+            found, key = _last_of_first(_in_window(keys, start, end), remaining)
+            if found >= remaining:
+                return key
+            remaining -= found
+    return None
+
+
+def _last_of_first(keys: QuerySet, limit: int) -> tuple[int, tuple[datetime, int] | None]:
+    """How many of `keys`' first `limit` rows there are (the last one's position), and its (time, id)."""
+    sql, params = keys[:limit].query.sql_with_params()
+    with connections[keys.db].cursor() as cursor:
+        cursor.execute(
+            "SELECT time, id, position FROM (SELECT first_rows.time, first_rows.id, row_number() OVER "
+            f"(ORDER BY first_rows.time DESC, first_rows.id DESC) AS position FROM ({sql}) AS first_rows) AS numbered "
+            "ORDER BY position DESC LIMIT 1",
+            params,
+        )
+        row = cursor.fetchone()
+    return (0, None) if row is None else (row[2], (row[0], row[1]))
+
+
 def log_entries_page(
     filters: LogFilters, *, cursor: str | None = None, limit: int = 100, oldest_first: bool = False
 ) -> tuple[list[LogEntry], str | None]:
