@@ -333,7 +333,7 @@ def page_50_cursor(params: dict) -> str | None:
 
 def admin_cases(values: dict[str, str], now: datetime) -> list[tuple[str, dict]]:
     """The admin list's searches; "page 50" is the page its "Next" link reaches from page 49 (a keyset
-    cursor), "?p=50 typed" the same page asked for by number (it reads the 2,450 keys before it)."""
+    cursor), "?p=50 typed" the same page asked for by number (PostgreSQL skips the 2,450 entries before it)."""
     return [
         ("list, no filter", {}),
         ("list, page 50", {"p": 50, "follow": True}),
