@@ -346,16 +346,36 @@ def nth_key(
     reads it (the same windows, the same indexes), or None when it has fewer rows. For a page number typed
     without a cursor: PostgreSQL skips the rows before it and sends one key per window (the last of the
     window's first `remaining` rows, and how many there were) instead of every key before the page, which
-    cost ~17 ms of Python for page 50 of 50."""
+    cost ~17 ms of Python for page 50 of 50.
+
+    Once rows have been found, a window is read in pieces sized from their rate (the time the remaining
+    rows should take, a quarter more, at least the time already covered), newest first: a common word
+    needs ~33 minutes for page 50 where the third window is 2 hours, whose every match (~3,600 heap pages
+    at 20M) a bitmap scan would read before sorting."""
     keys = queryset.values_list("time", "id").order_by("-time", "-id")
-    windows = text_windows(since=since, until=until, oldest_first=False, using=keys.db) if windowed else [(None, None)]
-    remaining = position
+    if not windowed:
+        found, key = _last_of_first(keys, position)
+        return key if found >= position else None
+    remaining, found_total, top = position, 0, None
+    windows = text_windows(since=since, until=until, oldest_first=False, using=keys.db)  # before gin_only
     with gin_only(keys.db) if gin else nullcontext():
         for start, end in windows:
-            found, key = _last_of_first(_in_window(keys, start, end), remaining)
-            if found >= remaining:
-                return key
-            remaining -= found
+            if top is None and start is not None:
+                top = start + FIRST_WINDOW  # the newest entry (the first window's end is "now" + skew)
+            while True:
+                piece = start
+                if start is not None and end is not None and top is not None and found_total:
+                    covered = top - end
+                    estimate = covered * (remaining / found_total) * 1.25
+                    piece = max(start, end - max(estimate, covered, FIRST_WINDOW))
+                found, key = _last_of_first(_in_window(keys, piece, end), remaining)
+                if found >= remaining:
+                    return key
+                remaining -= found
+                found_total += found
+                if piece == start:
+                    break
+                end = piece
     return None
 
 
