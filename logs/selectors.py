@@ -356,12 +356,18 @@ def nth_key(
     if not windowed:
         found, key = _last_of_first(keys, position)
         return key if found >= position else None
-    remaining, found_total, top = position, 0, None
+    remaining, found_total = position, 0
     windows = text_windows(since=since, until=until, oldest_first=False, using=keys.db)  # before gin_only
+    if not windows:
+        return None
+    # The newest entry (the first window's end is "now" + skew): where the rate of rows found is counted from.
+    top = windows[0][0] + FIRST_WINDOW if windows[0][0] is not None else None
+    if len(windows) > 2 and windows[1][0] is not None:
+        # The first two windows (2 + 16 minutes) as one query: each query of a text search scans the day's
+        # whole posting list of its words in the GIN index (64,000 entries for "slack" at 20M, 6-11 ms).
+        windows = [(windows[1][0], windows[0][1]), *windows[2:]]
     with gin_only(keys.db) if gin else nullcontext():
         for start, end in windows:
-            if top is None and start is not None:
-                top = start + FIRST_WINDOW  # the newest entry (the first window's end is "now" + skew)
             while True:
                 piece = start
                 if start is not None and end is not None and top is not None and found_total:
