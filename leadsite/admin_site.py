@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, get_script_prefix, get_urlconf, path, reverse
+from django.utils.functional import cached_property
 from unfold.sites import UnfoldAdminSite
 
 from leadsite import unfold_speed
@@ -37,7 +40,14 @@ def _can(perm: str) -> Any:
 
 
 def sidebar_navigation(request: HttpRequest) -> list[dict[str, Any]]:
-    """UNFOLD["SIDEBAR"]["navigation"]: the work first, the plumbing after; each item shown to those allowed."""
+    """UNFOLD["SIDEBAR"]["navigation"]: the work first, the plumbing after; each item shown to those allowed.
+    Its links are reversed once per URL configuration and script prefix (unfold deep-copies the list before
+    resolving each item's `active` and `permission` for the request)."""
+    return _navigation(get_script_prefix(), get_urlconf())
+
+
+@functools.cache
+def _navigation(script_prefix: str, urlconf: str | None) -> list[dict[str, Any]]:
 
     def link(title: str, icon: str, url: str, perm: str | None = None) -> dict[str, Any]:
         item: dict[str, Any] = {"title": title, "icon": icon, "link": url}
@@ -139,12 +149,43 @@ def _all_leads_active(request: HttpRequest) -> bool:
     return request.path.startswith(reverse("admin:leads_lead_changelist")) and request.GET.get("queue") != "mine"
 
 
+class LazyAppList(Sequence):
+    """`available_apps` in every admin page's context, built on first use. Django builds it (a permission
+    check and two URL reversals per model, ~1 ms) for every page; with unfold's sidebar navigation only a
+    page that lists apps (the index, "All applications") reads it."""
+
+    def __init__(self, site: LeadsiteAdminSite, request: HttpRequest) -> None:
+        self._site, self._request = site, request
+
+    @cached_property
+    def _apps(self) -> list[dict[str, Any]]:
+        return UnfoldAdminSite.get_app_list(self._site, self._request)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._apps[index]
+
+    def __len__(self) -> int:
+        return len(self._apps)
+
+
 class LeadsiteAdminSite(UnfoldAdminSite):
     site_header = "leadsite back office"
     site_title = "leadsite"
     index_title = "Dashboard"
     # No public site behind the back office: "View site" is the back office's front page.
     site_url = "/admin/"
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        request._leadsite_lazy_apps = True  # Django's each_context asks get_app_list for available_apps
+        try:
+            return super().each_context(request)
+        finally:
+            del request._leadsite_lazy_apps
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
+        if app_label is None and getattr(request, "_leadsite_lazy_apps", False):
+            return LazyAppList(self, request)  # type: ignore[return-value]  # a Sequence, read like the list
+        return super().get_app_list(request, app_label)
 
     def get_urls(self) -> list[URLPattern]:
         return [path("dashboard/", self.admin_view(self.dashboard), name="dashboard"), *super().get_urls()]

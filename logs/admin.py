@@ -33,6 +33,7 @@ from logs.selectors import (
     gin_path,
     lead_journey_filter,
     log_entries_filter,
+    nth_key,
     read_in_order,
     windowed_path,
     without_nul,
@@ -70,8 +71,9 @@ class WindowPaginator(Paginator):
     text or level search through the GIN index), knowing only whether a next page exists. "Previous /
     Next" paging whose links carry a keyset cursor (`?p=n&after=<time|id>` of the last row shown,
     `?p=n&before=<time|id>` of the first), so page 50 reached through "Next" reads its own 50 + 1 rows,
-    as page 1 does. A page typed without a cursor (`?p=n`) reads the (n - 1) * per_page keys before it
-    first, at most MAX_PAGES pages deep (narrow the filters to go further back)."""
+    as page 1 does. A page typed without a cursor (`?p=n`) first asks PostgreSQL for the key of the
+    (n - 1) * per_page-th entry (`logs.selectors.nth_key`: the rows before it are skipped there, one key
+    comes back per time window), at most MAX_PAGES pages deep (narrow the filters to go further back)."""
 
     template_name = "admin/logs/logentry/pagination.html"
     MAX_PAGES = 100
@@ -104,10 +106,9 @@ class WindowPaginator(Paginator):
         else:
             offset = 0 if after else (number - 1) * per_page
             if offset:
-                keys = read_in_order(object_list.values_list("time", "id"), limit=offset, **read)
-                if len(keys) < offset:
+                after = nth_key(object_list, offset, **read)  # the key of the last row before the page
+                if after is None:
                     return
-                after = keys[-1]
             rows = read_in_order(object_list, limit=per_page + 1, after=after, **read)
             self.rows, self.has_next = rows[:per_page], len(rows) > per_page
         # num_pages is `number` + 1 while a next page exists, so Paginator.validate_number accepts `number`.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 import pytest
 from django.utils import timezone
@@ -77,3 +78,34 @@ def test_the_prerendered_checkbox_is_the_widget_unfold_renders() -> None:
 def test_a_stored_boolean_icon_is_the_one_unfold_renders(value) -> None:
     assert unfold_speed.boolean_icon_once(value) == unfold_speed._unfold_boolean_icon(value)
     assert unfold_speed.boolean_icon_once(value) == unfold_speed._unfold_boolean_icon(value)
+
+
+@pytest.mark.parametrize("who", ["boss", "rep"])
+def test_the_kept_sidebar_is_the_one_unfold_renders(rf, boss, make_staff, who) -> None:
+    """The sidebar's links are kept per distinct set of links, permissions and active item: each page gets
+    exactly what unfold's app_list.html renders for it, the active item and the permitted links included."""
+    from django.contrib import admin
+    from django.template import Context, engines
+
+    user = boss if who == "boss" else make_staff("rita")
+    engine = engines["django"].engine
+    kept = engine.from_string("{% load leadsite_sidebar %}{% sidebar_app_list %}")
+    unfolds = engine.from_string('{% include "unfold/helpers/app_list.html" with app_list=available_apps %}')
+    pages = {}
+    for url in (
+        "/admin/logs/logentry/",
+        "/admin/leads/lead/?queue=mine",
+        "/admin/leads/lead/",
+        "/admin/logs/logentry/",
+    ):
+        request = rf.get(url)
+        request.user = user
+        context = admin.site.each_context(request)
+        expected = unfolds.render(Context(context))
+        assert kept.render(Context(context)) == expected
+        assert kept.render(Context(context)) == expected  # and again, kept
+        pages[url] = expected
+    assert len(set(pages.values())) == 3  # the active item differs
+    active = re.compile(r'href="/admin/logs/logentry/" class="[^"]* active"')
+    assert active.search(pages["/admin/logs/logentry/"]) and not active.search(pages["/admin/leads/lead/"])
+    assert ("API keys" in pages["/admin/leads/lead/"]) == (who == "boss")  # a rep is not shown Settings

@@ -147,6 +147,7 @@ def _limits(queries) -> list[int]:
         {"q": "step"},
         {"q": "step", "level": "30", "service": "worker"},
         {"time__gte": "past"},  # the admin's "Past 7 days" kind of link, here three days back
+        {"request_id": "req-pages"},  # no time windows: its own index
     ],
 )
 def test_admin_next_and_previous_links_seek_by_cursor_and_show_the_numbered_pages(admin_client, make_entry, params):
@@ -160,6 +161,7 @@ def test_admin_next_and_previous_links_seek_by_cursor_and_show_the_numbered_page
             time=now - timedelta(minutes=19 * (i // 2)),
             level=logging.WARNING if i % 5 else logging.INFO,
             service="worker" if i % 7 else "web",
+            request_id="req-pages" if i % 3 else "req-other",
         )
         for i in range(330)
     ]
@@ -173,6 +175,8 @@ def test_admin_next_and_previous_links_seek_by_cursor_and_show_the_numbered_page
         if "level" in params and entry.level < int(params["level"]):
             return False
         if "service" in params and entry.service != params["service"]:
+            return False
+        if "request_id" in params and entry.request_id != params["request_id"]:
             return False
         return "time__gte" not in params or entry.time >= since
 
