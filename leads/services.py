@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -115,10 +117,11 @@ def lead_fan_out(*, lead_id: uuid.UUID | str, post_now: bool = False) -> bool:
     delivery, the valuation as an outbox event, and the round-robin assignment (no task of its own:
     one broker hop and one commit fewer per lead).
 
-    `post_now`: the caller posts the New Lead message itself right after this returns (the worker's
-    `leads.fan_out` task), so no send task is queued for it; if that post never happens (the worker
-    dies first) the task is redelivered and posts it, and the notifications sweeper is the backstop
-    behind that. Otherwise (a staff action, a repair, the demo) a send task goes through the outbox.
+    `post_now`: the caller (the worker's `leads.fan_out` task) has recorded the New Lead delivery
+    already with `lead_announce()` and posted it, so that is not done again here; if that post never
+    happened (the worker died first) the task is redelivered and posts it, and the notifications
+    sweeper is the backstop behind that. Otherwise (a staff action, a repair, the demo) the delivery
+    is written here and a send task goes through the outbox.
 
     Idempotent: the lead row is locked, and each piece is written only if it is not there yet (the
     timeline entry by kind, the notification by its key, the outbox event by its own, the
@@ -126,35 +129,53 @@ def lead_fan_out(*, lead_id: uuid.UUID | str, post_now: bool = False) -> bool:
     missing one) does not fan out; returns whether it did.
     """
     lead_id_var.set(str(lead_id))
-    token = None
+    with transaction.atomic():
+        lead = Lead.objects.select_for_update().filter(id=lead_id).only(*_FAN_OUT_FIELDS).first()
+        if lead is None or lead.status == S.SPAM:
+            return False
+        with _journey_request_id(lead):
+            _fan_out_locked(lead=lead, new_lead=not post_now)
+    return True
+
+
+def lead_announce(*, lead_id: uuid.UUID | str) -> bool:
+    """The worker's first step for a new lead: record its New Lead delivery in a short transaction
+    of its own (no lock, one read and one idempotent insert), so the caller can post the message
+    right after this commits, before the rest of the journey (`lead_fan_out(post_now=True)`): a
+    lead's announcement waits for two statements, not for the timeline, the address parse, the
+    valuation event and the assignment. Returns False for a spam or missing lead (nothing to say)."""
+    lead_id_var.set(str(lead_id))
+    lead = Lead.objects.filter(id=lead_id).only(*_ANNOUNCE_FIELDS).first()
+    if lead is None or lead.status == S.SPAM:
+        return False
+    with _journey_request_id(lead):
+        _new_lead_notify(lead, queue=False)
+    return True
+
+
+# What the fan-out reads of the lead row (of its ~50 columns).
+_ANNOUNCE_FIELDS = (
+    "id", "status", "name", "phone", "email", "address", "source", "message", "asking_price", "timeline",
+    "condition", "request_id",
+)  # fmt: skip
+_FAN_OUT_FIELDS = _ANNOUNCE_FIELDS + (
+    "street", "unit", "city", "state", "postal_code", "created_at", "assigned_to",
+)  # fmt: skip
+
+
+@contextmanager
+def _journey_request_id(lead: Lead) -> Iterator[None]:
+    """The journey carries the intake request's correlation id (a worker has it from the task's
+    headers already; a direct call, e.g. from a shell, takes it from the lead)."""
+    token = request_id_var.set(lead.request_id) if not current_request_id() and lead.request_id else None
     try:
-        with transaction.atomic():
-            lead = Lead.objects.select_for_update().filter(id=lead_id).first()
-            if lead is None or lead.status == S.SPAM:
-                return False
-            # The journey carries the intake request's correlation id (a worker has it from the
-            # task's headers already; a direct call, e.g. from a shell, takes it from the lead).
-            if not current_request_id() and lead.request_id:
-                token = request_id_var.set(lead.request_id)
-            _fan_out_locked(lead=lead, queue_new_lead=not post_now)
-        return True
+        yield
     finally:
         if token is not None:
             request_id_var.reset(token)
 
 
-def _fan_out_locked(*, lead: Lead, queue_new_lead: bool) -> None:
-    lead_fill_address_parts(lead)
-    if not LeadEvent.objects.filter(lead_id=lead.id, kind=TimelineKind.CREATED).exists():
-        LeadEvent.objects.create(
-            lead_id=lead.id,
-            kind=TimelineKind.CREATED,
-            message=f"New lead from {lead.source or 'intake'}",
-            data={"source": lead.source},
-            # The entry is written by the task; the timeline shows when the lead came in.
-            created_at=lead.created_at,
-            request_id=lead.request_id,
-        )
+def _new_lead_notify(lead: Lead, *, queue: bool) -> None:
     notify(
         event_type="new_lead",
         key=new_lead_key(lead.id),
@@ -166,8 +187,24 @@ def _fan_out_locked(*, lead: Lead, queue_new_lead: bool) -> None:
             timeline=lead.timeline,
             condition=lead.condition,
         ),
-        queue=queue_new_lead,
+        queue=queue,
     )
+
+
+def _fan_out_locked(*, lead: Lead, new_lead: bool) -> None:
+    lead_fill_address_parts(lead)
+    if not LeadEvent.objects.filter(lead_id=lead.id, kind=TimelineKind.CREATED).exists():
+        LeadEvent.objects.create(
+            lead_id=lead.id,
+            kind=TimelineKind.CREATED,
+            message=f"New lead from {lead.source or 'intake'}",
+            data={"source": lead.source},
+            # The entry is written by the task; the timeline shows when the lead came in.
+            created_at=lead.created_at,
+            request_id=lead.request_id,
+        )
+    if new_lead:
+        _new_lead_notify(lead, queue=True)
     outbox_add(
         events=[OutboxSpec(f"lead:{lead.id}:valuation", VALUATION_TASK, {"lead_id": str(lead.id)}, lead.id)],
         skip_existing=True,

@@ -9,6 +9,7 @@ from leads.intake import idempotency_records_purge
 from leads.outbox import outbox_relay
 from leads.repair import leads_fan_out_repair
 from leads.services import (
+    lead_announce,
     lead_assign_round_robin,
     lead_fan_out,
     lead_follow_up_reminders_send,
@@ -29,11 +30,12 @@ from notifications.tasks import deliveries_send_now
 def fan_out(lead_id: str) -> bool:
     """Outbox consumer: a new lead's journey (timeline, Slack, assignment and valuation events)."""
     lead_id_var.set(lead_id)
-    done = lead_fan_out(lead_id=lead_id, post_now=True)
-    if done:
-        # The New Lead message from this worker, now (no send task was queued for it).
-        deliveries_send_now(key=new_lead_key(lead_id))
-    return done
+    # The New Lead message first: recorded, committed and posted from this worker (no send task is
+    # queued for it), then the rest of the journey. A redelivered task skips what is done already.
+    if not lead_announce(lead_id=lead_id):
+        return False
+    deliveries_send_now(key=new_lead_key(lead_id))
+    return lead_fan_out(lead_id=lead_id, post_now=True)
 
 
 @shared_task(

@@ -7,11 +7,19 @@ the id of the form request that began the journey.
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
 from celery import Celery, bootsteps
-from celery.signals import beat_init, before_task_publish, celeryd_init, task_postrun, task_prerun
+from celery.signals import (
+    beat_init,
+    before_task_publish,
+    celeryd_init,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadsite.settings")
 
@@ -99,3 +107,11 @@ def _refuse_to_start_without_secret(**kwargs: Any) -> None:
     except ImproperlyConfigured as exc:
         # Celery logs and swallows exceptions raised by signal handlers; SystemExit stops the process.
         raise SystemExit(f"leadsite: {exc}") from None
+
+
+@worker_process_init.connect
+def _freeze_loaded_objects(**kwargs: Any) -> None:
+    """A pool process starts with Django, the app and its tasks loaded: out of the collector's sight,
+    a full collection no longer walks them (~50-300 ms) in the middle of a lead's fan-out."""
+    gc.collect()
+    gc.freeze()

@@ -7,12 +7,14 @@ import json
 import uuid
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
 from leads.models import AssignmentCursor, Lead, LeadEvent, LeadStatus
 from leads.services import lead_assign_round_robin, lead_claim, lead_sla_breaches_raise, lead_update
 from leads.tasks import fan_out
 from notifications.models import Delivery
+from tests.fakes.slack import FakeSlack
 from tests.leads.conftest import FORM
 
 pytestmark = pytest.mark.django_db
@@ -198,6 +200,37 @@ def test_spam_rescued_to_new_fans_out_then(post_lead, writer, client):
     # A redelivered fan-out changes nothing.
     assert fan_out(lead_id) is True
     assert OutboxEvent.objects.filter(lead_id=lead_id).count() == 1 and Delivery.objects.count() == 1
+
+
+def test_fan_out_posts_the_new_lead_before_the_rest_of_the_journey(post_lead, acquisitions, settings, monkeypatch):
+    """The New Lead is recorded and posted before the journey's transaction (timeline, address parts,
+    assignment, valuation event): a failure there does not hold the announcement back, and the
+    redelivered task finishes the journey without posting the message again."""
+    import leads.services
+
+    acquisitions("alice")
+    with FakeSlack() as slack:
+        settings.SLACK_BOT_TOKEN, settings.SLACK_API_BASE_URL = slack.token, slack.base_url
+        settings.SLACK_DEFAULT_CHANNEL = "#leads"
+        lead_id = post_lead().json()["id"]
+
+        def database_gone(*, lead: Lead) -> None:
+            raise OperationalError("server closed the connection unexpectedly")
+
+        monkeypatch.setattr(leads.services, "_assign_next_locked", database_gone)
+        with pytest.raises(OperationalError):
+            fan_out(lead_id)
+        assert [m.text for m in slack.messages()] == [Delivery.objects.get(lead_id=lead_id).text]
+        assert Delivery.objects.get(lead_id=lead_id).status == "sent"
+        # The journey's transaction rolled back as a whole.
+        assert not LeadEvent.objects.filter(lead_id=lead_id).exists()
+        assert Lead.objects.get(id=lead_id).assigned_to is None
+
+        monkeypatch.undo()
+        assert fan_out(lead_id) is True  # the redelivery
+        assert len(slack.messages()) == 1
+        assert list(LeadEvent.objects.filter(lead_id=lead_id).values_list("kind", flat=True)) == ["created", "assigned"]
+        assert Lead.objects.get(id=lead_id).assigned_to.username == "alice"
 
 
 # --- Assignment -----------------------------------------------------------------------------
