@@ -393,7 +393,7 @@ def select_comps(weights: np.ndarray, k: int = COMP_MAX) -> np.ndarray:
 
 # --- Facts a lead does not give ------------------------------------------------------------------
 
-IMPUTE_NEIGHBOURS = 15
+IMPUTE_NEIGHBOURS = 7
 # column -> rounding of the imputed value
 IMPUTABLE = {
     "grade": 1.0,

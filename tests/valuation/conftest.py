@@ -8,9 +8,36 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from valuation import core
 from valuation.models import Sale
 
 CENTER = (47.62, -122.33)
+
+
+def identical_houses(n: int, **columns: np.ndarray) -> core.SaleArrays:
+    """`n` sales of identical houses at one point, one a day from 2015-01-01, at $500,000; `columns`
+    overrides any column (e.g. prices, coordinates, facts)."""
+    same = np.ones(n)
+    base = {
+        "ids": np.array([f"s{i}" for i in range(n)], dtype=object),
+        "day": core.to_day("2015-01-01") + np.arange(n),
+        "price": 500_000 * same,
+        "lat": 47.62 * same,
+        "lon": -122.33 * same,
+        "living": 1800 * same,
+        "lot": 5000 * same,
+        "grade": 7 * same,
+        "beds": 3 * same,
+        "baths": 2 * same,
+        "year_built": 1950 * same,
+        "waterfront": 0 * same,
+        "townhouse": 0 * same,
+        "eff_age": 65 * same,
+        "area": 1 * same,
+        "parcel": np.array([f"p{i}" for i in range(n)], dtype=object),
+    }
+    base.update(columns)
+    return core.SaleArrays(**base)
 
 
 def synthetic_sales(

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from tests.valuation.conftest import synthetic_sales
+from tests.valuation.conftest import identical_houses, synthetic_sales
 from valuation import core
 from valuation.engine import SALE_FIELDS
 
@@ -16,25 +16,7 @@ from valuation.engine import SALE_FIELDS
 def _same_houses(prices: np.ndarray) -> core.SaleArrays:
     """Sales of identical houses at one place within one quarter: only the prices differ."""
     n = len(prices)
-    same = np.ones(n)
-    return core.SaleArrays(
-        ids=np.array([f"s{i}" for i in range(n)], dtype=object),
-        day=core.to_day("2015-01-01") + np.arange(n) % 90,
-        price=prices.astype(float),
-        lat=47.62 * same,
-        lon=-122.33 * same,
-        living=1800 * same,
-        lot=5000 * same,
-        grade=7 * same,
-        beds=3 * same,
-        baths=2 * same,
-        year_built=1950 * same,
-        waterfront=0 * same,
-        townhouse=0 * same,
-        eff_age=65 * same,
-        area=1 * same,
-        parcel=np.array([f"p{i}" for i in range(n)], dtype=object),
-    )
+    return identical_houses(n, day=core.to_day("2015-01-01") + np.arange(n) % 90, price=prices.astype(float))
 
 
 def test_a_third_of_sales_at_twice_the_typical_price_does_not_pull_the_model_up() -> None:
