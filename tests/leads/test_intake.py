@@ -391,3 +391,20 @@ def test_the_installed_new_lead_function_is_the_one_the_duplicate_rule_builds(db
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [NEW_LEAD_FUNCTION])
         [(installed,)] = cursor.fetchall()
     assert installed == new_lead_function_sql().split("$fn$")[1]
+
+
+def test_the_repeat_lookup_never_reads_the_whole_lead_table(post_lead) -> None:
+    # PL/pgSQL plans the function's lookup once per session after five calls, on the statistics of
+    # that moment: on a young table a sequential scan, which every pooled connection then kept while
+    # the table grew (each new lead read every lead). The lookup must stay an index lookup.
+    from django.db import connection
+
+    for i in range(12):
+        response = post_lead({**FORM, "phone": f"(206) 555-{1000 + i}", "email": f"seller{i}@example.com"})
+        assert response.status_code == 201, response.content
+    with connection.cursor() as cursor:
+        # This transaction's own counts (the test runs in one).
+        cursor.execute("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'leads_lead'")
+        [(seq_scans,)] = cursor.fetchall()
+    assert seq_scans == 0
+    assert Lead.objects.count() == 12
