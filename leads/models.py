@@ -140,8 +140,11 @@ class Lead(models.Model):
             models.Index(fields=["status", "-created_at"]),
             models.Index(fields=["source", "-created_at"]),
             models.Index(fields=["assigned_to", "-created_at"]),
-            models.Index(fields=["phone", "address_key"]),
-            models.Index(fields=["email", "address_key"]),
+            # The duplicate check (leads.intake.sql): the leads with this phone or this email, then
+            # their address key. One column each, so that these two are the only indexes its lookup
+            # can use, whatever the statistics its cached plan was made with.
+            models.Index(fields=["phone"], name="lead_phone_idx"),
+            models.Index(fields=["email"], name="lead_email_idx"),
             models.Index(
                 fields=["created_at"], name="lead_sla_open_idx", condition=Q(status="new", first_contacted_at=None)
             ),
