@@ -284,6 +284,34 @@ def load(
         "p99_ms": pct(99),
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
         "statuses": dict(statuses),
+        "duration": duration,
+        "latencies": latencies,
+    }
+
+
+def merge_runs(runs: list[dict]) -> dict:
+    """Several load() results of one case as one: throughput over their summed time, percentiles
+    over all their latencies."""
+    latencies = sorted(x for r in runs for x in r["latencies"])
+    duration = sum(r["duration"] for r in runs)
+    statuses: Counter = Counter()
+    for r in runs:
+        statuses.update(r["statuses"])
+
+    def at(p: float) -> float:
+        return pct(latencies, p) * 1000
+
+    return {
+        "requests": len(latencies),
+        "errors": sum(r["errors"] for r in runs),
+        "throughput": len(latencies) / duration if duration else float("nan"),
+        "p50_ms": at(50),
+        "p95_ms": at(95),
+        "p99_ms": at(99),
+        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+        "statuses": dict(statuses),
+        "duration": duration,
+        "latencies": latencies,
     }
 
 
