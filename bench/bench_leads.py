@@ -40,7 +40,7 @@ from tests.fakes.slack import FakeSlack  # noqa: E402
 
 DURATION = float(os.environ.get("BENCH_DURATION", "10"))
 # Closed-loop runs: bare and intake alternate this many times, DURATION seconds each (see main).
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 RATE = 200.0
 CONCURRENCY = 16
 # The servers' handler threads (2 workers x 4): the concurrency at which throughput peaks. Beyond it
