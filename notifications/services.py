@@ -153,17 +153,30 @@ def deliveries_record(
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
     if not queue:
         return []
-    rows = list(
-        Delivery.objects.filter(key=key[:200], channel__in=channels, status=DeliveryStatus.PENDING).values_list(
-            "id", "next_attempt_at"
-        )
-    )
+    rows = deliveries_pending_for_key(key[:200], channels=channels)
     # Only rows this call inserted (they carry its `now`) get a task: a repeated key's row has its own
     # task chain already, and a second chain would only burn rate-limit slots.
     new = [(delivery_id, at) for delivery_id, at in rows if at == now]
     if new:
         deliveries_enqueue_on_commit(new)
     return [delivery_id for delivery_id, _ in rows]
+
+
+def deliveries_pending_for_key(key: str, *, channels: list[str] | None = None) -> list[tuple[int, datetime]]:
+    """(id, next_attempt_at) of the key's pending deliveries (in `channels`, if given).
+
+    Looked up by the key alone (its unique index) and the status checked here: with the status in
+    the WHERE clause, a young table's plan took the pending-status index and read every pending
+    delivery for each new one, which during a Slack outage are thousands.
+    """
+    rows = Delivery.objects.filter(key=key)
+    if channels is not None:
+        rows = rows.filter(channel__in=channels)
+    return [
+        (delivery_id, at)
+        for delivery_id, at, status in rows.values_list("id", "next_attempt_at", "status")
+        if status == DeliveryStatus.PENDING
+    ]
 
 
 def deliveries_enqueue_on_commit(rows: list[tuple[int, datetime]]) -> None:

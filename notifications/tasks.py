@@ -26,16 +26,13 @@ def deliveries_send_now(*, key: str) -> None:
     for which no send task was queued). Never raises: if posting fails here (the database or the
     broker went away mid-way), send tasks are queued for what is still pending, and if even that
     fails the sweeper finds the rows overdue."""
-    from notifications.models import Delivery, DeliveryStatus
-
-    pending = Delivery.objects.filter(key=key, status=DeliveryStatus.PENDING)
     try:
-        for delivery_id in pending.values_list("id", flat=True):
+        for delivery_id, _ in services.deliveries_pending_for_key(key):
             _send(delivery_id)
     except Exception:  # noqa: BLE001 - a task (or the sweeper) takes over
         logger.warning("sending %s now failed; queuing it", key, exc_info=True)
         try:
-            services.deliveries_enqueue(list(pending.values_list("id", "next_attempt_at")))
+            services.deliveries_enqueue(services.deliveries_pending_for_key(key))
         except Exception:  # noqa: BLE001 - the database is away too: the sweeper repairs it later
             logger.warning("queuing %s failed too; the sweeper will send it", key, exc_info=True)
 

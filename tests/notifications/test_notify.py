@@ -44,3 +44,29 @@ def test_notify_rejects_unknown_event_type() -> None:
     with pytest.raises(ValueError, match="unknown notification event type"):
         notify(event_type="nope", context={}, key="k")
     assert Delivery.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_notify_reads_only_its_own_key_whatever_is_pending(settings) -> None:
+    # During a Slack outage pending deliveries pile up. notify() looks up the rows of its own key;
+    # a plan that found them through the pending-status index read every pending delivery for each
+    # new one (seen in a bench run: ~640 rows read a call).
+    from django.db import connection
+
+    settings.SLACK_DEFAULT_CHANNEL = "#default"
+    pending = 60
+    for i in range(pending):
+        notify(event_type="payment", context={"customer": "Jo", "amount": "10"}, key=f"stripe:evt_{i}")
+
+    def rows_read() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_xact_user_tables"
+                " WHERE relname = 'notifications_delivery'"
+            )
+            return cursor.fetchone()[0]
+
+    before = rows_read()
+    notify(event_type="payment", context={"customer": "Jo", "amount": "10"}, key="stripe:evt_new")
+    assert rows_read() - before <= 1  # its own row
+    assert Delivery.objects.filter(status=DeliveryStatus.PENDING).count() == pending + 1
