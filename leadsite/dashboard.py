@@ -38,6 +38,11 @@ def _bars(rows: list[tuple[str, str, int, str]]) -> list[dict[str, Any]]:
     ]
 
 
+def _local_midnight(day: datetime.date) -> datetime.datetime:
+    """The day's start in the site's time zone, with its offset (a bare date would be read as naive)."""
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+
+
 def _day_chart(per_day: dict[datetime.date, int], today: datetime.date, statuses: str) -> dict[str, Any]:
     """Leads per day as SVG geometry (server-rendered; nothing from a CDN)."""
     days = [today - datetime.timedelta(days=CHART_DAYS - 1 - i) for i in range(CHART_DAYS)]
@@ -57,8 +62,8 @@ def _day_chart(per_day: dict[datetime.date, int], today: datetime.date, statuses
                 "w": round(slot * 0.75, 1),
                 "h": height,
                 "href": _leads_url(
-                    created_at__gte=day.isoformat(),
-                    created_at__lt=(day + datetime.timedelta(days=1)).isoformat(),
+                    created_at__gte=_local_midnight(day).isoformat(),
+                    created_at__lt=_local_midnight(day + datetime.timedelta(days=1)).isoformat(),
                     status__in=statuses,
                 ),
             }
