@@ -85,6 +85,19 @@ def _restore_correlation(task_id: str | None = None, task: Any = None, **kwargs:
     _tokens[task_id] = (request_id_var.set(request_id), lead_id_var.set(lead_id))
 
 
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(task: Any = None, **kwargs: Any) -> None:
+    """Around each task as around each web request: close a connection that is broken (PostgreSQL
+    went away), past DATABASE_CONN_MAX_AGE or left mid-transaction, and check the rest before their
+    next use; keep the good ones (settings.CELERY_DB_REUSE_MAX keeps Celery from closing them all).
+    Not for a task run eagerly inside the caller's transaction."""
+    from django.db import close_old_connections
+
+    if task is not None and not getattr(task.request, "is_eager", False):
+        close_old_connections()
+
+
 @task_postrun.connect
 def _clear_correlation(task_id: str | None = None, **kwargs: Any) -> None:
     from leadsite.context import lead_id_var, request_id_var

@@ -227,6 +227,12 @@ OUTBOX_BROKER_QUEUE_LIMIT = env_int("OUTBOX_BROKER_QUEUE_LIMIT", 500, minimum=0)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every database connection before and after each task unless this is
+# set (celery#9824 took back its use of CONN_MAX_AGE): a new PostgreSQL backend per task, ~2 per
+# lead. With it set that high, the fixup never closes them; leadsite.celery closes them as Django
+# does around a request instead (close_old_connections: DATABASE_CONN_MAX_AGE, broken connections,
+# health checks). A new child process still drops the connections it inherited.
+CELERY_DB_REUSE_MAX = 2**62
 CELERY_TASK_SOFT_TIME_LIMIT = max(1, CELERY_TASK_TIME_LIMIT - 30)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"

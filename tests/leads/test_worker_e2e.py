@@ -171,3 +171,61 @@ def test_broker_down_during_intake_then_every_event_published_once(
     assert Delivery.objects.filter(event_type="new_lead", lead_id__in=lead_ids).count() == 4
     assert OutboxEvent.objects.filter(published_at=None).count() == 0
     assert alice.pk and bob.pk
+
+
+def test_the_worker_keeps_its_database_connections_and_replaces_a_dropped_one(start_worker, acquisitions, form_key):
+    """Celery's Django fixup closes every connection around every task: a new PostgreSQL backend per
+    task, two a lead, and the lead -> Slack latency with them. The worker keeps its connections as a
+    web thread does, and when PostgreSQL drops them the next task still runs (once, with no retry)."""
+    from django.db import connection
+
+    from valuation.models import Valuation
+
+    acquisitions("alice")
+    worker = start_worker()
+
+    def sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    def journey(i: int) -> str:
+        body = {
+            **FORM,
+            "phone": f"(206) 555-{1000 + i}",
+            "email": f"seller{i}@example.com",
+            "address": f"{100 + i} Pine St, Seattle, WA 98101",
+        }
+        response = Client().post(
+            "/api/leads", json.dumps(body), content_type="application/json", HTTP_X_API_KEY=form_key
+        )
+        assert response.status_code == 201, response.content
+        lead_id = response.json()["id"]
+        wait_until(
+            lambda: (
+                Lead.objects.filter(id=lead_id, assigned_to__isnull=False).exists()
+                and Valuation.objects.filter(lead_id=lead_id).exists()
+            ),
+            what=f"lead {i}'s fan-out and valuation",
+        )
+        return lead_id
+
+    journey(0)  # the worker's connections are open now
+    before = sessions()
+    for i in range(1, 11):
+        journey(i)
+    time.sleep(1.5)  # backends report their sessions to the statistics within a second
+    # 20 tasks ran; without the fix that is 20+ new sessions (each task's, and each ended and reported).
+    assert sessions() - before <= 3
+
+    # PostgreSQL drops every connection but this test's (a restart, a failover, an idle timeout).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        assert cursor.fetchone()[0] >= 1
+    lead_id = journey(11)
+    assert LeadEvent.objects.filter(lead_id=lead_id, kind="assigned").count() == 1
+    output = worker.output()
+    assert "Retry in" not in output and "raised unexpected" not in output, output[-3000:]
