@@ -19,7 +19,7 @@ from django.db import connection
 
 from leads.models import Lead, OutboxEvent
 from tests.conftest import ALL_QUEUES, ROOT
-from tests.reliability.conftest import FaultRig, TcpProxy, wait_until
+from tests.reliability.conftest import BrokerWorker, FaultRig, TcpProxy, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
@@ -142,5 +142,37 @@ def test_database_unreachable_for_the_web_process(fault_rig: FaultRig, make_api_
             assert rig.post_lead(session).status == 201
         assert session.get(f"{rig.base_url}/api/health", timeout=10).json()["database"] == "ok"
         rig.assert_every_accepted_lead_announced_once()
+    finally:
+        proxy.close()
+
+
+def test_database_unreachable_for_the_worker_then_back(fault_rig: FaultRig):
+    """The worker keeps its PostgreSQL connections between tasks; when PostgreSQL goes away for it
+    (its open connections cut, new ones refused) while the form keeps accepting leads, nothing is
+    lost or doubled: once it is back, every lead is announced once, assigned and valued."""
+    rig = fault_rig
+    db = connection.settings_dict
+    proxy = TcpProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432))).open()
+    try:
+        rig.start_web()  # the web process reaches PostgreSQL directly
+        worker = BrokerWorker(
+            {**rig.env, "DATABASE_URL": f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}"},
+            queues=ALL_QUEUES,
+            concurrency=1,  # one pool process: every task after the outage meets the connections it kept
+        )
+        rig.workers.append(worker)
+        worker.start()
+        rig.start_beat()
+        session = requests.Session()
+        for _ in range(5):
+            assert rig.post_lead(session).status == 201
+        wait_until(lambda: len(rig.new_lead_posts()) == 5, 30, "the first leads announced")
+
+        proxy.close()  # PostgreSQL is gone for the worker, its kept connections cut mid-life
+        for _ in range(10):
+            assert rig.post_lead(session).status == 201
+        time.sleep(3)  # the worker's pump and tasks meet the outage
+        proxy.open()
+        rig.assert_every_accepted_lead_announced_once(timeout=90)
     finally:
         proxy.close()
