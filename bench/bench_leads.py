@@ -52,6 +52,7 @@ LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "20"))
 WORKERS = 2
 # The lead -> Slack run's worker, as README's deployment runs one per machine (--concurrency 4).
 WORKER_CONCURRENCY = int(os.environ.get("BENCH_WORKER_CONCURRENCY", "4"))
+JOURNEY_CONCURRENCY = int(os.environ.get("BENCH_JOURNEY_CONCURRENCY", "3"))
 # Both servers cap gthread's keep-alive connections per worker (harness default 8 = 16 / 2), so
 # the load is spread over both processes.
 SPREAD = bench_env()
@@ -252,7 +253,7 @@ WORKER_LOG = ROOT / "var" / "bench" / "latency-worker.log"
 # "one": a single worker consuming every queue (BENCH_WORKER_CONCURRENCY processes).
 TOPOLOGY = os.environ.get("BENCH_WORKER_TOPOLOGY", "split")
 TOPOLOGY_TEXT = {
-    "split": "workers: -Q celery,slack --concurrency 3 and nice -n 10 -Q valuation,upkeep --concurrency 1",
+    "split": f"workers: -Q celery,slack --concurrency {JOURNEY_CONCURRENCY} and nice -n 10 -Q valuation,upkeep --concurrency 1",
     "one": f"one worker: every queue, --concurrency {WORKER_CONCURRENCY}",
 }
 
@@ -263,7 +264,7 @@ def worker_commands() -> list[list[str]]:
     if TOPOLOGY == "one":
         return [celery + [f"--concurrency={WORKER_CONCURRENCY}", "-Q", "celery,slack,valuation,upkeep"]]
     return [
-        celery + ["--concurrency=3", "-Q", "celery,slack", "-n", "journey@%h"],
+        celery + [f"--concurrency={JOURNEY_CONCURRENCY}", "-Q", "celery,slack", "-n", "journey@%h"],
         ["nice", "-n", "10"] + celery + ["--concurrency=1", "-Q", "valuation,upkeep", "-n", "valuation@%h"],
     ]
 
