@@ -168,10 +168,13 @@ def test_database_unreachable_for_the_worker_then_back(fault_rig: FaultRig):
             assert rig.post_lead(session).status == 201
         wait_until(lambda: len(rig.new_lead_posts()) == 5, 30, "the first leads announced")
 
+        unavailable = "outbox pump: database unavailable"
+        seen = worker.output().count(unavailable)
         proxy.close()  # PostgreSQL is gone for the worker, its kept connections cut mid-life
         for _ in range(10):
             assert rig.post_lead(session).status == 201
-        time.sleep(3)  # the worker's pump and tasks meet the outage
+        # The worker has met the outage (its pump's connection failed) before PostgreSQL comes back.
+        wait_until(lambda: worker.output().count(unavailable) > seen, 30, "the worker to meet the outage")
         proxy.open()
         rig.assert_every_accepted_lead_announced_once(timeout=90)
     finally:
